@@ -1,0 +1,79 @@
+"""STVP: parameter-free spatio-temporal video pruning, per 2-second chunk (METHOD.md, stage 1).
+
+The first frame of a chunk is scored spatially (distance from its own mean: background scores low);
+every later frame of the chunk temporally (distance from the same cell of the unpruned previous frame:
+static cells score low). Each frame keeps the same number of tokens, its highest scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from omnisift_core.budget import kept_count, top_k_sorted
+from omnisift_core.tokens import ClipTokens
+
+
+@dataclass(frozen=True)
+class VideoSelection:
+    """Which video tokens a method keeps, and the per-token scores it ranked them by."""
+
+    keep: Tensor  # (K_v,) long, ascending indices into the clip's video tokens
+    scores: Tensor  # (N_v,) float32
+    temporal: Tensor  # (N_v,) bool, True where the score measures change against the previous frame
+
+
+def first_frame_of_chunk(frame_chunks: Tensor) -> Tensor:
+    """(F,) bool: True for each frame that opens a chunk."""
+    first = torch.ones_like(frame_chunks, dtype=torch.bool)
+    first[1:] = frame_chunks[1:] != frame_chunks[:-1]
+    return first
+
+
+def spatial_scores(frames: Tensor) -> Tensor:
+    """(F, P, D) -> (F, P): 1 - cos(token, mean of its frame)."""
+    x = frames.float()
+    return 1.0 - F.cosine_similarity(x, x.mean(dim=1, keepdim=True), dim=-1)
+
+
+def temporal_scores(frames: Tensor) -> Tensor:
+    """(F, P, D) -> (F, P): 1 - cos(token, same cell of the previous frame); frame 0 scores 0."""
+    x = frames.float()
+    scores = torch.zeros(x.shape[:2])
+    scores[1:] = 1.0 - F.cosine_similarity(x[1:], x[:-1], dim=-1)
+    return scores
+
+
+def stvp_scores(frames: Tensor, frame_chunks: Tensor) -> tuple[Tensor, Tensor]:
+    """(F, P, D), (F,) -> scores (F, P) and temporal (F,) bool as STVP ranks them."""
+    temporal = ~first_frame_of_chunk(frame_chunks)  # (F,)
+    scores = torch.where(temporal[:, None], temporal_scores(frames), spatial_scores(frames))
+    return scores, temporal
+
+
+def keep_per_frame(scores: Tensor, ratio: float | Sequence[float]) -> Tensor:
+    """(F, P) scores -> ascending flat indices of each frame's top P - int(P*ratio) tokens.
+
+    `ratio` is one removal ratio for all frames, or one per frame.
+    """
+    num_frames, per_frame = scores.shape
+    if isinstance(ratio, (int, float)):
+        keep = top_k_sorted(scores, kept_count(per_frame, ratio))  # (F, k)
+        return (keep + torch.arange(num_frames)[:, None] * per_frame).flatten()
+    keeps = [top_k_sorted(scores[f], kept_count(per_frame, r)) + f * per_frame for f, r in enumerate(ratio)]
+    return torch.cat(keeps) if keeps else torch.zeros(0, dtype=torch.long)
+
+
+def prune_video(clip: ClipTokens, ratio: float) -> VideoSelection:
+    """STVP on a full clip at video removal ratio `ratio`."""
+    frames = clip.frames()  # (F, P, D)
+    scores, temporal = stvp_scores(frames, clip.frame_chunks())
+    return VideoSelection(
+        keep=keep_per_frame(scores, ratio),
+        scores=scores.flatten(),
+        temporal=temporal[:, None].expand_as(scores).flatten(),
+    )
