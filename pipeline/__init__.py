@@ -1,0 +1,1 @@
+"""The data path, framework-free: sources, clip windows, anchor store, time parsing, planning, timeline."""

@@ -1,0 +1,1 @@
+"""Ray Serve deployments, the FastAPI gateway and the CLI."""
