@@ -34,24 +34,27 @@ def first_frame_of_chunk(frame_chunks: Tensor) -> Tensor:
     return first
 
 
-def spatial_scores(frames: Tensor) -> Tensor:
-    """(F, P, D) -> (F, P): 1 - cos(token, mean of its frame)."""
-    x = frames.float()
-    return 1.0 - F.cosine_similarity(x, x.mean(dim=1, keepdim=True), dim=-1)
-
-
 def temporal_scores(frames: Tensor) -> Tensor:
     """(F, P, D) -> (F, P): 1 - cos(token, same cell of the previous frame); frame 0 scores 0."""
-    x = frames.float()
-    scores = torch.zeros(x.shape[:2])
-    scores[1:] = 1.0 - F.cosine_similarity(x[1:], x[:-1], dim=-1)
+    unit = F.normalize(frames.float(), dim=-1)
+    scores = torch.zeros(unit.shape[:2])
+    scores[1:] = 1.0 - (unit[1:] * unit[:-1]).sum(-1)
     return scores
 
 
 def stvp_scores(frames: Tensor, frame_chunks: Tensor) -> tuple[Tensor, Tensor]:
-    """(F, P, D), (F,) -> scores (F, P) and temporal (F,) bool as STVP ranks them."""
+    """(F, P, D), (F,) -> scores (F, P) and temporal (F,) bool, as STVP ranks them.
+
+    Frames opening a chunk: 1 - cos(token, mean of its frame). Later frames: 1 - cos(token, same cell
+    of the unpruned previous frame). Each score is computed only for the frames that use it.
+    """
     temporal = ~first_frame_of_chunk(frame_chunks)  # (F,)
-    scores = torch.where(temporal[:, None], temporal_scores(frames), spatial_scores(frames))
+    opening, later = (~temporal).nonzero().flatten(), temporal.nonzero().flatten()
+    unit = F.normalize(frames.float(), dim=-1)  # (F, P, D)
+    centre = F.normalize(frames[opening].float().mean(dim=1), dim=-1)  # (F_open, D)
+    scores = torch.empty(unit.shape[:2])
+    scores[opening] = 1.0 - torch.einsum("fpd,fd->fp", unit[opening], centre)
+    scores[later] = 1.0 - (unit[later] * unit[later - 1]).sum(-1)
     return scores, temporal
 
 
