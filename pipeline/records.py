@@ -1,0 +1,248 @@
+"""What the anchor store keeps per clip: the record written at ingest, and the metadata read back without tokens."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from omnisift_core.compressor import Compression
+from omnisift_core.tokens import SECONDS_PER_CHUNK, ClipTokens, VideoGrid
+from pipeline.store_errors import InvalidRecord
+
+SCHEMA_VERSION = 1
+CAMERA_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def check_camera_id(camera_id: str) -> str:
+    """Camera ids become part of Redis keys and clip ids: letters, digits, '_', '.', '-', at most 64."""
+    if not isinstance(camera_id, str) or not CAMERA_ID_PATTERN.match(camera_id):
+        raise InvalidRecord(
+            f"camera id {camera_id!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return camera_id
+
+
+def to_ms(instant: datetime) -> int:
+    """Milliseconds since the epoch of a tz-aware datetime (the store's time key)."""
+    if instant.tzinfo is None:
+        raise InvalidRecord(f"time {instant.isoformat()} has no timezone; the store only takes tz-aware times")
+    return round(instant.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def clip_id_of(camera_id: str, start_ms: int) -> str:
+    return f"{camera_id}@{start_ms}"
+
+
+def parse_clip_id(clip_id: str) -> tuple[str, int]:
+    """'lobby@1710425000000' -> ('lobby', 1710425000000)."""
+    camera_id, sep, start = clip_id.rpartition("@")
+    if not sep or not start.lstrip("-").isdigit():
+        raise InvalidRecord(f"clip id {clip_id!r} is not of the form '<camera_id>@<start_ms>'")
+    return check_camera_id(camera_id), int(start)
+
+
+def chunk_count(start: datetime, end: datetime) -> int:
+    """Number of 2-second chunks a clip spans (a short tail counts as a chunk)."""
+    return max(1, math.ceil((end - start).total_seconds() / SECONDS_PER_CHUNK - 1e-9))
+
+
+@dataclass(frozen=True)
+class ChunkScores:
+    """Per 2-second chunk: share of video cells that changed, and audio salience; both in [0, 1]."""
+
+    activity: tuple[float, ...]
+    audio_salience: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.activity) != len(self.audio_salience):
+            raise InvalidRecord(
+                f"activity has {len(self.activity)} chunks but audio_salience {len(self.audio_salience)}"
+            )
+        for name, values in (("activity", self.activity), ("audio_salience", self.audio_salience)):
+            if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+                raise InvalidRecord(f"{name} scores must be finite and in [0, 1], got {list(values)}")
+
+    @classmethod
+    def quiet(cls, num_chunks: int) -> ChunkScores:
+        return cls((0.0,) * num_chunks, (0.0,) * num_chunks)
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One compressed clip as ingest hands it to the store: kept tokens (original positions) and their context."""
+
+    camera_id: str
+    start: datetime  # tz-aware; stored as UTC milliseconds
+    end: datetime
+    tokens: ClipTokens  # the kept tokens of a Compression
+    fingerprint: str  # model + compressor; tokens of different fingerprints are never mixed
+    source_counts: tuple[int, int]  # (video, audio) tokens before compression
+    scores: ChunkScores
+    has_audio: bool = True
+
+    def __post_init__(self) -> None:
+        check_camera_id(self.camera_id)
+        if to_ms(self.end) <= to_ms(self.start):
+            raise InvalidRecord(f"clip end {self.end.isoformat()} is not after its start {self.start.isoformat()}")
+        if not self.fingerprint:
+            raise InvalidRecord("a clip record needs the model+compressor fingerprint")
+        kept = (len(self.tokens.video), len(self.tokens.audio))
+        if any(k > s for k, s in zip(kept, self.source_counts, strict=True)):
+            raise InvalidRecord(f"kept counts {kept} exceed the source counts {self.source_counts}")
+        if len(self.scores.activity) != self.num_chunks:
+            raise InvalidRecord(
+                f"a {self.duration.total_seconds():g} s clip has {self.num_chunks} chunks, "
+                f"but {len(self.scores.activity)} chunk scores were given"
+            )
+
+    @classmethod
+    def from_compression(
+        cls,
+        camera_id: str,
+        start: datetime,
+        end: datetime,
+        compression: Compression,
+        fingerprint: str,
+        scores: ChunkScores,
+        has_audio: bool = True,
+    ) -> ClipRecord:
+        return cls(
+            camera_id=camera_id,
+            start=start,
+            end=end,
+            tokens=compression.kept,
+            fingerprint=fingerprint,
+            source_counts=compression.source_counts,
+            scores=scores,
+            has_audio=has_audio,
+        )
+
+    @property
+    def start_ms(self) -> int:
+        return to_ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return to_ms(self.end)
+
+    @property
+    def clip_id(self) -> str:
+        return clip_id_of(self.camera_id, self.start_ms)
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def num_chunks(self) -> int:
+        return chunk_count(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class ClipMeta:
+    """A stored clip without its tokens: what the planner, the timeline and GET /v1/clips read."""
+
+    camera_id: str
+    start_ms: int
+    end_ms: int
+    fingerprint: str
+    encoding: str  # "float16" | "int8"
+    hidden_size: int
+    grid: VideoGrid
+    source_counts: tuple[int, int]  # (video, audio) before compression
+    kept_counts: tuple[int, int]  # (video, audio) stored
+    scores: ChunkScores
+    has_audio: bool
+    stored_bytes: int  # payload bytes of the record (embeddings, scales, positions, times, chunk ids, metadata)
+    schema: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def clip_id(self) -> str:
+        return clip_id_of(self.camera_id, self.start_ms)
+
+    @property
+    def start(self) -> datetime:
+        return from_ms(self.start_ms)
+
+    @property
+    def end(self) -> datetime:
+        return from_ms(self.end_ms)
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.scores.activity)
+
+    @property
+    def kept_tokens(self) -> int:
+        return sum(self.kept_counts)
+
+    @property
+    def source_tokens(self) -> int:
+        return sum(self.source_counts)
+
+    def chunk_span(self, chunk: int) -> tuple[datetime, datetime]:
+        """UTC start and end of one 2-second chunk (the last one ends with the clip)."""
+        start = self.start_ms + chunk * SECONDS_PER_CHUNK * 1000
+        return from_ms(start), from_ms(min(start + SECONDS_PER_CHUNK * 1000, self.end_ms))
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start_ms <= to_ms(instant) < self.end_ms
+
+    def to_json(self) -> dict:
+        return {
+            "schema": self.schema,
+            "clip_id": self.clip_id,
+            "camera_id": self.camera_id,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "fingerprint": self.fingerprint,
+            "encoding": self.encoding,
+            "hidden_size": self.hidden_size,
+            "grid": [self.grid.frames, self.grid.rows, self.grid.cols],
+            "source_counts": list(self.source_counts),
+            "kept_counts": list(self.kept_counts),
+            "activity": list(self.scores.activity),
+            "audio_salience": list(self.scores.audio_salience),
+            "has_audio": self.has_audio,
+            "stored_bytes": self.stored_bytes,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> ClipMeta:
+        known = {
+            "schema", "clip_id", "camera_id", "start_ms", "end_ms", "fingerprint", "encoding", "hidden_size",
+            "grid", "source_counts", "kept_counts", "activity", "audio_salience", "has_audio", "stored_bytes",
+        }  # fmt: skip
+        return cls(
+            camera_id=data["camera_id"],
+            start_ms=int(data["start_ms"]),
+            end_ms=int(data["end_ms"]),
+            fingerprint=data["fingerprint"],
+            encoding=data["encoding"],
+            hidden_size=int(data["hidden_size"]),
+            grid=VideoGrid(*data["grid"]),
+            source_counts=tuple(data["source_counts"]),
+            kept_counts=tuple(data["kept_counts"]),
+            scores=ChunkScores(tuple(data["activity"]), tuple(data["audio_salience"])),
+            has_audio=bool(data["has_audio"]),
+            stored_bytes=int(data["stored_bytes"]),
+            schema=int(data["schema"]),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class StoredClip:
+    """A clip read back from the store: its metadata and the kept tokens (CPU tensors, original positions)."""
+
+    meta: ClipMeta
+    tokens: ClipTokens
