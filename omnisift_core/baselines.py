@@ -41,9 +41,14 @@ class FullTokens(TokenCompressor):
         super().__init__(RemovalRatios(0.0, 0.0), hidden_size)
 
     def _compress(self, clip: ClipTokens) -> Compression:
-        n_v, n_a = len(clip.video), len(clip.audio)
-        video = VideoSelection(torch.arange(n_v), torch.ones(n_v), torch.zeros(n_v, dtype=torch.bool))
-        return assemble(clip, video, _audio_selection(torch.ones(n_a), torch.arange(n_a)))
+        n_v, n_a, device = len(clip.video), len(clip.audio), clip.video.embeddings.device
+        video = VideoSelection(
+            keep=torch.arange(n_v, device=device),
+            scores=torch.ones(n_v, device=device),
+            temporal=torch.zeros(n_v, dtype=torch.bool, device=device),
+        )
+        audio = _audio_selection(torch.ones(n_a, device=device), torch.arange(n_a, device=device))
+        return assemble(clip, video, audio)
 
 
 class RandomDrop(TokenCompressor):
@@ -62,12 +67,13 @@ class RandomDrop(TokenCompressor):
     def _compress(self, clip: ClipTokens) -> Compression:
         generator = torch.Generator().manual_seed(self.seed)
         g = clip.grid
-        video_scores = torch.rand(g.frames, g.tokens_per_frame, generator=generator)
-        audio_scores = torch.rand(len(clip.audio), generator=generator)
+        device = clip.video.embeddings.device
+        video_scores = torch.rand(g.frames, g.tokens_per_frame, generator=generator).to(device)
+        audio_scores = torch.rand(len(clip.audio), generator=generator).to(device)
         video = VideoSelection(
             keep=keep_per_frame(video_scores, self.ratios.video),
             scores=video_scores.flatten(),
-            temporal=torch.zeros(g.num_tokens, dtype=torch.bool),
+            temporal=torch.zeros(g.num_tokens, dtype=torch.bool, device=device),
         )
         audio_keep = keep_per_group(clip.audio.chunks, self.ratios.audio, lambda m, k: top_k_sorted(audio_scores[m], k))
         return assemble(clip, video, _audio_selection(audio_scores, audio_keep))
@@ -90,7 +96,7 @@ class DyCokeTemporalMerge(TokenCompressor):
         position = torch.arange(num_frames) % self.window
         reference = torch.arange(num_frames) - torch.tensor([0, 1, 2, 1])[position]  # (F,)
         scores = 1.0 - F.cosine_similarity(frames.float(), frames[reference].float(), dim=-1)  # (F, P)
-        grid_cells = torch.zeros(per_frame)
+        grid_cells = torch.zeros(per_frame, device=scores.device)
         grid_cells[evenly_spaced(per_frame, kept_count(per_frame, self.ratios.video))] = 1.0
         is_reference = position == 0
         scores[is_reference] = grid_cells
@@ -100,7 +106,7 @@ class DyCokeTemporalMerge(TokenCompressor):
             temporal=(~is_reference)[:, None].expand(-1, per_frame).flatten(),
         )
         audio_keep = keep_per_group(clip.audio.chunks, self.ratios.audio, lambda m, k: evenly_spaced(len(m), k))
-        return assemble(clip, video, _audio_selection(torch.ones(len(clip.audio)), audio_keep))
+        return assemble(clip, video, _audio_selection(torch.ones_like(clip.audio.times), audio_keep))
 
 
 class OmniZip(TokenCompressor):
@@ -131,7 +137,7 @@ class OmniZip(TokenCompressor):
         budget = sum(kept_count(int(c), self.ratios.audio) for c in torch.bincount(clip.audio.chunks))
         num_anchors = min(math.ceil(self.anchor_share * n), n - budget, budget)
         top = top_k_sorted(saliency.float(), budget - num_anchors)
-        rest = torch.ones(n, dtype=torch.bool)
+        rest = torch.ones(n, dtype=torch.bool, device=x.device)
         rest[top] = False
         rest_index = rest.nonzero().flatten()
         anchors = rest_index[evenly_spaced(len(rest_index), num_anchors)] if num_anchors else rest_index[:0]
@@ -156,7 +162,7 @@ class OmniZip(TokenCompressor):
     def _window_ratios(self, clip: ClipTokens, audio_keep: Tensor) -> dict[int, float]:
         frame_chunks = clip.frame_chunks()
         windows = torch.unique(frame_chunks).tolist()
-        kept = torch.zeros(len(clip.audio), dtype=torch.bool)
+        kept = torch.zeros(len(clip.audio), dtype=torch.bool, device=audio_keep.device)
         kept[audio_keep] = True
         raw = {}
         for w in windows:
@@ -185,7 +191,7 @@ def _rescale_clamped(ratios: Tensor, weights: Tensor, target: float, rounds: int
 def _received_attention(x: Tensor, temperature: float = 0.1) -> Tensor:
     """(N, D) -> (N,): mean attention each token receives in a parameter-free self-attention."""
     if len(x) == 0:
-        return torch.zeros(0)
+        return x.new_zeros(0, dtype=torch.float32)
     unit = F.normalize(x.float() - x.float().mean(0), dim=-1)
     return ((unit @ unit.T) / temperature).softmax(dim=-1).mean(0)
 
@@ -199,7 +205,7 @@ def _merge_into_anchors(x: Tensor, keep: Tensor, anchors: Tensor, rest: Tensor) 
             similarity = F.normalize(values[dropped], dim=-1) @ F.normalize(values[anchors], dim=-1).T
             target = anchors[similarity.argmax(dim=-1)]  # (n_dropped,)
             sums = values.index_add(0, target, values[dropped])
-            counts = torch.ones(len(x)).index_add(0, target, torch.ones(len(dropped)))
+            counts = values.new_ones(len(x)).index_add(0, target, values.new_ones(len(dropped)))
             values = sums / counts[:, None]
     return values[keep].to(x.dtype)
 
@@ -210,7 +216,7 @@ def _density_peak_scores(tokens: Tensor, neighbours: int) -> Tensor:
     distance = (1.0 - unit @ unit.T).clamp(min=0.0)  # (P, P)
     k = min(neighbours, len(tokens) - 1)
     if k <= 0:
-        return torch.ones(len(tokens))
+        return tokens.new_ones(len(tokens), dtype=torch.float32)
     nearest = distance.topk(k + 1, dim=-1, largest=False).values[:, 1:]  # drop self
     density = torch.exp(-(nearest**2).mean(-1))  # (P,)
     denser = density[None, :] > density[:, None]  # (P, P): j denser than i

@@ -65,4 +65,4 @@ def keep_per_group(groups: Tensor, ratio: float, choose: Callable[[Tensor, int],
     for group in torch.unique(groups).tolist():
         members = (groups == group).nonzero().flatten()
         keeps.append(members[choose(members, kept_count(len(members), ratio))])
-    return torch.sort(torch.cat(keeps)).values if keeps else torch.zeros(0, dtype=torch.long)
+    return torch.sort(torch.cat(keeps)).values if keeps else torch.zeros(0, dtype=torch.long, device=groups.device)

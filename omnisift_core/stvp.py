@@ -37,7 +37,7 @@ def first_frame_of_chunk(frame_chunks: Tensor) -> Tensor:
 def temporal_scores(frames: Tensor) -> Tensor:
     """(F, P, D) -> (F, P): 1 - cos(token, same cell of the previous frame); frame 0 scores 0."""
     unit = F.normalize(frames.float(), dim=-1)
-    scores = torch.zeros(unit.shape[:2])
+    scores = torch.zeros(unit.shape[:2], device=unit.device)
     scores[1:] = 1.0 - (unit[1:] * unit[:-1]).sum(-1)
     return scores
 
@@ -52,7 +52,7 @@ def stvp_scores(frames: Tensor, frame_chunks: Tensor) -> tuple[Tensor, Tensor]:
     opening, later = (~temporal).nonzero().flatten(), temporal.nonzero().flatten()
     unit = F.normalize(frames.float(), dim=-1)  # (F, P, D)
     centre = F.normalize(frames[opening].float().mean(dim=1), dim=-1)  # (F_open, D)
-    scores = torch.empty(unit.shape[:2])
+    scores = torch.empty(unit.shape[:2], device=unit.device)
     scores[opening] = 1.0 - torch.einsum("fpd,fd->fp", unit[opening], centre)
     scores[later] = 1.0 - (unit[later] * unit[later - 1]).sum(-1)
     return scores, temporal
@@ -66,9 +66,9 @@ def keep_per_frame(scores: Tensor, ratio: float | Sequence[float]) -> Tensor:
     num_frames, per_frame = scores.shape
     if isinstance(ratio, (int, float)):
         keep = top_k_sorted(scores, kept_count(per_frame, ratio))  # (F, k)
-        return (keep + torch.arange(num_frames)[:, None] * per_frame).flatten()
+        return (keep + torch.arange(num_frames, device=scores.device)[:, None] * per_frame).flatten()
     keeps = [top_k_sorted(scores[f], kept_count(per_frame, r)) + f * per_frame for f, r in enumerate(ratio)]
-    return torch.cat(keeps) if keeps else torch.zeros(0, dtype=torch.long)
+    return torch.cat(keeps) if keeps else torch.zeros(0, dtype=torch.long, device=scores.device)
 
 
 def prune_video(clip: ClipTokens, ratio: float) -> VideoSelection:

@@ -140,12 +140,13 @@ def build_clip_tokens(
     """
     if video.shape[0] != grid.num_tokens:
         raise InvalidTokens(f"video has {video.shape[0]} tokens but grid {grid} needs {grid.num_tokens}")
-    frame_t = (torch.arange(grid.frames) * seconds_per_frame * POSITIONS_PER_SECOND).long()  # (F,)
+    device = video.device
+    frame_t = (torch.arange(grid.frames, device=device) * seconds_per_frame * POSITIONS_PER_SECOND).long()  # (F,)
     t = frame_t.view(-1, 1, 1).expand(-1, grid.rows, grid.cols).flatten()
-    h = torch.arange(grid.rows).view(1, -1, 1).expand(grid.frames, -1, grid.cols).flatten()
-    w = torch.arange(grid.cols).view(1, 1, -1).expand(grid.frames, grid.rows, -1).flatten()
+    h = torch.arange(grid.rows, device=device).view(1, -1, 1).expand(grid.frames, -1, grid.cols).flatten()
+    w = torch.arange(grid.cols, device=device).view(1, 1, -1).expand(grid.frames, grid.rows, -1).flatten()
     video_positions = torch.stack([t, h, w])  # (3, N_v)
-    audio_t = torch.arange(audio.shape[0])
+    audio_t = torch.arange(audio.shape[0], device=device)
     audio_positions = audio_t.view(1, -1).expand(3, -1).clone()  # (3, N_a)
     return ClipTokens(
         video=TokenStream(

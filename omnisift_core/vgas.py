@@ -93,7 +93,7 @@ def select_audio(
 ) -> list[AudioSelection]:
     """Score every chunk of every clip in one padded scorer call, then keep each chunk's top tokens."""
     rows, whole = _chunk_rows(clips, video_keeps)
-    scores = [torch.ones(len(clip.audio)) for clip in clips]
+    scores = [torch.ones(len(clip.audio), device=clip.audio.embeddings.device) for clip in clips]
     if rows:
         row_scores = scorer(*_pad_rows(clips, rows))  # (C, La)
         for row, row_score in zip(rows, row_scores, strict=True):
@@ -104,7 +104,7 @@ def select_audio(
         keeps[row.clip].append(row.audio_index[top_k_sorted(scores[row.clip][row.audio_index].detach(), k)])
     selections = []
     for clip_scores, clip_keeps in zip(scores, keeps, strict=True):
-        keep = torch.sort(torch.cat(clip_keeps)).values if clip_keeps else torch.zeros(0, dtype=torch.long)
+        keep = torch.sort(torch.cat(clip_keeps)).values if clip_keeps else clip_scores.new_zeros(0, dtype=torch.long)
         selections.append(AudioSelection(keep, clip_scores, straight_through_mask(clip_scores, keep)))
     return selections
 
@@ -132,10 +132,10 @@ def _chunk_rows(
 def _pad_rows(clips: Sequence[ClipTokens], rows: Sequence[_ChunkRow]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     audio = pad_sequence([clips[r.clip].audio.embeddings[r.audio_index] for r in rows], batch_first=True)
     anchors = pad_sequence([clips[r.clip].video.embeddings[r.anchor_index] for r in rows], batch_first=True)
-    audio_valid = _valid_mask([len(r.audio_index) for r in rows], audio.shape[1])
-    anchor_valid = _valid_mask([len(r.anchor_index) for r in rows], anchors.shape[1])
+    audio_valid = _valid_mask([len(r.audio_index) for r in rows], audio.shape[1], audio.device)
+    anchor_valid = _valid_mask([len(r.anchor_index) for r in rows], anchors.shape[1], audio.device)
     return audio, audio_valid, anchors, anchor_valid
 
 
-def _valid_mask(lengths: Sequence[int], width: int) -> Tensor:
-    return torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
+def _valid_mask(lengths: Sequence[int], width: int, device: torch.device) -> Tensor:
+    return torch.arange(width, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
