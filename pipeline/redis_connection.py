@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import EqualJitterBackoff, NoBackoff
@@ -215,7 +216,7 @@ class RedisConnection:
     """A client (binary replies, no retries of its own: the store retries whole operations) and the server it owns."""
 
     client: redis.Redis
-    url: str
+    url: str  # without the password
     server: EmbeddedRedis | None = None  # set when this process started the server and stops it on close
     embedded: bool = False
     _closed: bool = field(default=False, repr=False)
@@ -225,7 +226,7 @@ class RedisConnection:
         settings = {}
         for name in ("appendonly", "appendfsync", "save"):
             try:
-                settings.update({k.decode(): v.decode() for k, v in self.client.config_get(name).items()})
+                settings.update({_text(k): _text(v) for k, v in self.client.config_get(name).items()})
             except redis.ResponseError:
                 settings[name] = "unknown"
         return settings
@@ -245,6 +246,21 @@ class RedisConnection:
         self.close()
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs: redis://user:secret@host -> redis://user:***@host."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def make_client(url: str, config: RedisConfig) -> redis.Redis:
     return redis.Redis.from_url(
         url,
@@ -258,10 +274,14 @@ def make_client(url: str, config: RedisConfig) -> redis.Redis:
 def connect(config: RedisConfig) -> RedisConnection:
     """REDIS_URL if configured; else the embedded server under config.data_dir (reused if already running)."""
     if config.url:
-        connection = RedisConnection(make_client(config.url, config), config.url)
-        settings = connection.persistence()
+        connection = RedisConnection(make_client(config.url, config), redact_url(config.url))
+        try:
+            settings = connection.persistence()
+        except redis.RedisError as error:  # not reachable yet: the store's operations retry and report
+            log.warning("Redis at %s not reachable yet (%s); operations will retry", connection.url, error)
+            return connection
         if settings.get("appendonly") == "no" and settings.get("save") == "":
-            log.warning("Redis at %s has no persistence: stored clips will not survive its restart", config.url)
+            log.warning("Redis at %s has no persistence: stored clips will not survive its restart", connection.url)
         return connection
 
     data_dir = Path(config.data_dir).resolve()

@@ -1,3 +1,3 @@
 """Shared fixtures live in tests/fixtures/*; each module registers itself here."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.redis_server"]
