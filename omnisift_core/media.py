@@ -73,8 +73,8 @@ def smart_resize(height: int, width: int, min_pixels: int, max_pixels: int, fact
     return h_bar, w_bar
 
 
-def patch_video(frames: np.ndarray | Tensor, limits: FrameLimits) -> VideoPatches:
-    """(N, H, W, 3) uint8 RGB frames -> Qwen vision patches."""
+def resize_frames(frames: np.ndarray | Tensor, limits: FrameLimits) -> Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, h, w) float32 in [0, 255] at the smart_resize target size."""
     video = torch.as_tensor(frames)
     if video.dim() != 4 or video.shape[-1] != 3 or video.dtype != torch.uint8 or video.shape[0] == 0:
         raise InvalidTokens(
@@ -82,10 +82,16 @@ def patch_video(frames: np.ndarray | Tensor, limits: FrameLimits) -> VideoPatche
         )
     height, width = video.shape[1:3]
     target = smart_resize(height, width, limits.min_pixels, limits.max_pixels)
-    x = video.permute(0, 3, 1, 2).float()  # (N, 3, H, W) in [0, 255]
+    x = video.permute(0, 3, 1, 2).float()
     if target != (height, width):
         x = F.interpolate(x, size=target, mode="bicubic", align_corners=False, antialias=True)
         x = x.round().clamp(0, 255)  # the processor resizes uint8 frames
+    return x
+
+
+def patch_video(frames: np.ndarray | Tensor, limits: FrameLimits) -> VideoPatches:
+    """(N, H, W, 3) uint8 RGB frames -> Qwen vision patches."""
+    x = resize_frames(frames, limits)  # (N, 3, h, w)
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     x = (x / 255.0 - mean) / std

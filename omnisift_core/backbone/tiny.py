@@ -36,8 +36,11 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>")
 
 
-def tiny_thinker_config() -> Qwen2_5OmniThinkerConfig:
-    """A few layers of every part, with the real model's patching, merging and token-rate settings."""
+def tiny_thinker_config(**text_overrides) -> Qwen2_5OmniThinkerConfig:
+    """A few layers of every part, with the real model's patching, merging and token-rate settings.
+
+    `text_overrides` resize the language model (the prefill benchmark uses a mid-size one).
+    """
     return Qwen2_5OmniThinkerConfig(
         audio_config={
             "num_mel_bins": 128,
@@ -73,7 +76,8 @@ def tiny_thinker_config() -> Qwen2_5OmniThinkerConfig:
             "tie_word_embeddings": False,
             "eos_token_id": _ID["<|im_end|>"],
             "pad_token_id": _ID["<|endoftext|>"],
-        },
+        }
+        | text_overrides,
         audio_token_index=_ID["<|AUDIO|>"],
         image_token_index=_ID["<|IMAGE|>"],
         video_token_index=_ID["<|VIDEO|>"],
