@@ -269,7 +269,12 @@ def describe_span(start: datetime, end: datetime, tz: ZoneInfo) -> str:
     utc = ZoneInfo("UTC")
     if _zone(tz) == "UTC":
         return _span(start, end, utc)
-    return f"{_span(start, end, tz)} ({_span(start, end, utc)})"
+    same_dates = (start.astimezone(tz).date(), end.astimezone(tz).date()) == (
+        start.astimezone(utc).date(),
+        end.astimezone(utc).date(),
+    )
+    in_utc = f"{_clock(start, utc, False)} to {_clock(end, utc, False)} UTC" if same_dates else _span(start, end, utc)
+    return f"{_span(start, end, tz)}, {in_utc}"
 
 
 def describe_event(event: Event, tz: ZoneInfo | None = None, config: TimelineConfig | None = None) -> str:

@@ -122,7 +122,10 @@ _DATE = (
 )
 _ISO_DATETIME = r"\d{4}-\d{2}-\d{2}[t ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}(?::?\d{2})?)?"
 _MERIDIEM = r"(?:\s*[ap]\.?\s?m\b\.?)"
-_CLOCK = rf"(?:noon|midnight|\d{{1,2}}h[0-5]\d|\d{{1,2}}:[0-5]\d(?::[0-5]\d)?{_MERIDIEM}?|\d{{1,2}}{_MERIDIEM}|\d{{1,2}}(?![\d:]))"
+_CLOCK = (
+    rf"(?:noon|midnight|\d{{1,2}}h[0-5]\d|\d{{1,2}}:[0-5]\d(?::[0-5]\d)?{_MERIDIEM}?"
+    rf"|\d{{1,2}}{_MERIDIEM}|\d{{1,2}}(?![\d:]))"
+)
 _CUE = r"(?:at|around|about|by|since|after|before|from|between|and|to|until|till|-)"
 _POINT = rf"(?:{_ISO_DATETIME}|(?:(?:on\s+)?{_DATE},?\s+(?:at\s+)?)?{_CLOCK}(?:,?\s+(?:on\s+)?{_DATE})?)"
 _NUMBER_WORDS = {
