@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,6 +54,8 @@ Encoding = Literal["float16", "int8"]
 ENCODINGS = ("float16", "int8")
 MAX_WATCH_CONFLICTS = 100
 FLOAT16_MAX = 65504.0
+NATIVE_LITTLE_ENDIAN = sys.byteorder == "little"
+READ_BATCH = 4  # clips per pipelined round trip: larger replies slow redis-py's parser down
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,8 @@ def encode_stream(stream: TokenStream, prefix: str, encoding: Encoding) -> dict[
         emb = stream.embeddings.detach().to("cpu", torch.float32)
         if len(stream) and emb.abs().max() > FLOAT16_MAX:
             raise InvalidRecord(f"{prefix} embeddings exceed the float16 range; store this model with encoding int8")
-        fields[f"{prefix}.emb"] = _bytes(emb.numpy(), "<f2")
+        half = emb.to(torch.float16).numpy()
+        fields[f"{prefix}.emb"] = half.tobytes() if NATIVE_LITTLE_ENDIAN else _bytes(half, "<f2")
     else:
         q, scale = quantize_int8(stream.embeddings.cpu())
         fields[f"{prefix}.emb"] = _bytes(q.numpy(), "<i1")
@@ -179,26 +184,39 @@ def encode_stream(stream: TokenStream, prefix: str, encoding: Encoding) -> dict[
     return fields
 
 
+def _read_tensor(raw: bytes, dtype: torch.dtype, shape: tuple[int, ...], out: torch.dtype) -> Tensor:
+    """Little-endian bytes -> a new tensor of dtype `out` (never aliasing the immutable reply buffer)."""
+    if NATIVE_LITTLE_ENDIAN and len(raw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # read-only buffer: converted to a fresh tensor below
+            tensor = torch.frombuffer(raw, dtype=dtype).view(shape)
+    else:
+        np_dtype = np.dtype(torch.empty(0, dtype=dtype).numpy().dtype).newbyteorder("<")
+        tensor = torch.from_numpy(np.frombuffer(raw, dtype=np_dtype).astype(np_dtype.newbyteorder("=")))
+        tensor = tensor.view(shape)
+    return tensor.to(out, copy=True)
+
+
 def decode_stream(fields: dict[bytes, bytes], prefix: str, n: int, dim: int, encoding: str, dtype) -> TokenStream:
-    def array(name: str, np_dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    def field_of(name: str) -> bytes:
         raw = fields.get(f"{prefix}.{name}".encode())
         if raw is None:
             raise SchemaMismatch(f"stored clip lacks the field {prefix}.{name}")
-        return np.frombuffer(raw, dtype=np.dtype(np_dtype)).reshape(shape)
+        return raw
 
     if encoding == "float16":
-        embeddings = torch.from_numpy(array("emb", "<f2", (n, dim)).astype(np.float32)).to(dtype)
+        embeddings = _read_tensor(field_of("emb"), torch.float16, (n, dim), dtype)
     elif encoding == "int8":
-        q = torch.from_numpy(array("emb", "<i1", (n, dim)).copy())
-        scale = torch.from_numpy(array("scale", "<f4", (n,)).copy())
+        q = _read_tensor(field_of("emb"), torch.int8, (n, dim), torch.int8)
+        scale = _read_tensor(field_of("scale"), torch.float32, (n,), torch.float32)
         embeddings = dequantize_int8(q, scale).to(dtype)
     else:
         raise SchemaMismatch(f"unknown embedding encoding {encoding!r}")
     return TokenStream(
         embeddings=embeddings,
-        positions=torch.from_numpy(array("pos", "<i4", (3, n)).astype(np.int64)),
-        times=torch.from_numpy(array("time", "<f4", (n,)).copy()),
-        chunks=torch.from_numpy(array("chunk", "<i4", (n,)).astype(np.int64)),
+        positions=_read_tensor(field_of("pos"), torch.int32, (3, n), torch.int64),
+        times=_read_tensor(field_of("time"), torch.float32, (n,), torch.float32),
+        chunks=_read_tensor(field_of("chunk"), torch.int32, (n,), torch.int64),
     )
 
 
@@ -360,15 +378,18 @@ class AnchorStore:
     def get_many(
         self, clip_ids: Sequence[str], dtype: torch.dtype = torch.float32, skip_missing: bool = False
     ) -> list[StoredClip]:
-        """Clips in the order asked, read in one pipelined round trip."""
+        """Clips in the order asked, read in pipelined round trips of READ_BATCH clips."""
         self._check_namespace(claim=False)
         keys = [self._clip_key(*parse_clip_id(c)) for c in clip_ids]
 
         def read() -> list[dict]:
-            with self.client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hgetall(key)
-                return pipe.execute()
+            replies = []
+            for first in range(0, len(keys), READ_BATCH):
+                with self.client.pipeline(transaction=False) as pipe:
+                    for key in keys[first : first + READ_BATCH]:
+                        pipe.hgetall(key)
+                    replies += pipe.execute()
+            return replies
 
         results = []
         for clip_id, fields in zip(clip_ids, self._run(read, f"reading {len(keys)} clip(s)"), strict=True):
