@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 
 from omnisift_core.compressor import Compression
 from omnisift_core.tokens import SECONDS_PER_CHUNK
-from pipeline.records import ChunkScores, ClipMeta, chunk_count
+from pipeline.records import ChunkScores, ClipMeta, ClipRecord, chunk_count
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,38 @@ def score_clip(
     else:
         salience = chunk_audio_salience(waveform, sample_rate, num_chunks, config, noise_floor_dbfs)
     return ChunkScores(activity, salience)
+
+
+class WindowLike(Protocol):
+    """The parts of a pipeline.clips.ClipWindow the record needs."""
+
+    camera_id: str
+    start: datetime
+    end: datetime
+    waveform: np.ndarray
+    sample_rate: int
+    has_audio: bool
+
+
+def record_for_window(
+    window: WindowLike,
+    compression: Compression,
+    fingerprint: str,
+    config: TimelineConfig | None = None,
+    noise_floor: NoiseFloor | None = None,
+) -> ClipRecord:
+    """What ingest stores for one compressed clip window: its kept tokens and chunk scores.
+
+    With a per-camera `noise_floor`, salience is measured against it (and it adapts to this clip)."""
+    config = config or TimelineConfig()
+    waveform = window.waveform if window.has_audio else None
+    floor = None
+    if noise_floor is not None and waveform is not None and len(waveform):
+        floor = noise_floor.update(waveform, window.sample_rate, config.frame_seconds)
+    scores = score_clip(compression, window.start, window.end, waveform, window.sample_rate, config, floor)
+    return ClipRecord.from_compression(
+        window.camera_id, window.start, window.end, compression, fingerprint, scores, window.has_audio
+    )
 
 
 def clip_event_score(meta: ClipMeta, config: TimelineConfig | None = None) -> float:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,6 +22,7 @@ from pipeline.timeline import (
     chunk_audio_salience,
     describe_event,
     describe_timeline,
+    record_for_window,
     score_clip,
 )
 from tests.pipeline.anchor_clips import FINGERPRINT, SAMPLE_RATE, T0, compressed_record, meta_at, scene_clip, waveform
@@ -166,3 +168,29 @@ def test_chunk_scores_must_match_the_clip_length():
         ClipRecord(**{**record.__dict__, "scores": ChunkScores.quiet(4)})
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         ChunkScores((1.5,), (0.0,))
+
+
+@dataclass(frozen=True)
+class Window:
+    """The fields of pipeline.clips.ClipWindow that ingest hands to record_for_window."""
+
+    camera_id: str
+    start: datetime
+    end: datetime
+    waveform: np.ndarray
+    sample_rate: int
+    has_audio: bool
+
+
+def test_record_for_window_scores_the_window_and_adapts_the_noise_floor():
+    record, compression = compressed_record(moving_frames=frozenset({3}))
+    loud = Window("lobby", record.start, record.end, waveform(10, (3,)), SAMPLE_RATE, True)
+    floor = NoiseFloor(initial_dbfs=-50)
+    stored = record_for_window(loud, compression, FINGERPRINT, noise_floor=floor)
+    assert stored.clip_id == record.clip_id and stored.has_audio
+    assert stored.scores.activity == record.scores.activity
+    assert stored.scores.audio_salience[3] == 1.0 and max(stored.scores.audio_salience[:3]) < 0.1
+    assert floor.floor_dbfs < -60  # followed the quiet noise down
+    silent = Window("lobby", record.start, record.end, np.zeros(160000, np.float32), SAMPLE_RATE, False)
+    mute = record_for_window(silent, compression, FINGERPRINT)
+    assert not mute.has_audio and mute.scores.audio_salience == (0.0,) * 5
