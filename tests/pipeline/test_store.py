@@ -238,6 +238,21 @@ def test_two_concurrent_writers_leave_index_records_and_usage_consistent(redis_s
     assert_consistent(stores[0], "lobby")
 
 
+def test_two_writers_rewriting_the_same_clips_in_different_encodings_keep_usage_exact(redis_server):
+    # the same clip ids, written over and over by both, with different record sizes (int8 vs float16):
+    # a lost update would leave the usage total off by a size difference
+    stores = [open_store(redis_server, encoding="int8"), open_store(redis_server, encoding="float16")]
+    records = [record_at("lobby", 10 * i) for i in range(6)]
+    threads = [threading.Thread(target=lambda s=s: [s.put(r) for _ in range(12) for r in records]) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert store_ids(stores[0]) == [r.clip_id for r in records]
+    assert_consistent(stores[0], "lobby")
+
+
 def test_concurrent_writers_under_byte_retention_keep_the_accounting_exact(redis_server):
     size = open_store(redis_server, namespace="probe").put(record_at("lobby", 0)).stored_bytes
     retention = RetentionPolicy(max_age=None, max_bytes=int(size * 5.5))
