@@ -8,6 +8,10 @@ camera lives in one slot and a clip's write is one MULTI/EXEC):
     ns:{camera}:index               zset    member clip id, score start_ms
     ns:{camera}:usage               hash    "bytes", "clips": running totals kept in the same transactions
     ns:{camera}:settings            string  CameraSettings JSON (timezone, retention)
+A clip hash holds "meta" (ClipMeta JSON: times, fingerprint, encoding, grid, counts before/after,
+per-chunk activity and audio salience, schema), "size" (its payload bytes), and per modality (v, a)
+little-endian arrays: "<m>.emb" (N, D) float16 or int8, "<m>.scale" (N,) float32 for int8,
+"<m>.pos" (3, N) int32 TMRoPE positions, "<m>.time" (N,) float32 seconds, "<m>.chunk" (N,) int32.
 Values are raw bytes and JSON; nothing is pickled.
 """
 
@@ -321,7 +325,7 @@ class AnchorStore:
                 f"store namespace {self.config.namespace!r} at {self.where} holds tokens from "
                 f"{stored.decode()!r}, but this process produces {self.fingerprint!r}. Tokens of different "
                 "models or compressor settings must never be mixed: configure another store namespace, "
-                "or delete the stored clips of the old model first."
+                "or drop the old model's clips with AnchorStore.purge() first."
             )
         self._namespace_checked = True
 
@@ -586,6 +590,26 @@ class AnchorStore:
 
         self._run(drop, f"deleting camera {camera_id}")
         return len(members)
+
+    def purge(self) -> int:
+        """Delete every key of this namespace (all cameras, clips and the fingerprint claim); returns the count.
+
+        The way to switch a namespace to another model or compressor setting."""
+
+        def drop() -> int:
+            removed = 0
+            batch = []
+            for key in self.client.scan_iter(match=f"{self.config.namespace}:*", count=500):
+                batch.append(key)
+                if len(batch) == 500:
+                    removed += self.client.delete(*batch)
+                    batch = []
+            return removed + (self.client.delete(*batch) if batch else 0)
+
+        removed = self._run(drop, f"purging namespace {self.config.namespace}")
+        self._namespace_checked = False
+        log.warning("purged %d keys of store namespace %s", removed, self.config.namespace)
+        return removed
 
 
 def _describe(client: redis.Redis) -> str:

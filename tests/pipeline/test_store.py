@@ -191,6 +191,10 @@ def test_fingerprint_mismatch_is_refused_for_writes_and_reads(redis_server):
     separate = open_store(redis_server, fingerprint=other.fingerprint, namespace="omnisift3b")
     separate.put(foreign)  # another namespace is fine
     assert separate.get(foreign.clip_id).meta.fingerprint == other.fingerprint
+    assert other.purge() > 0  # switching the namespace to the other model: drop the old clips first
+    other.put(foreign)
+    assert [m.fingerprint for m in other.clips("lobby")] == [other.fingerprint]
+    assert separate.get(foreign.clip_id)  # the other namespace was left alone
 
 
 def test_records_from_another_schema_version_are_refused(redis_server):
