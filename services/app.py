@@ -1,0 +1,40 @@
+"""The Ray Serve application, wired in one place (DESIGN.md, "Data flow"):
+
+    HTTP -> Gateway -+-> Ingest (one worker per camera / file job) -> EncoderCompressor -> anchor store (Redis)
+                     +-> Answerer (language half; only when answers come from the LLM)
+
+Replicas, CPUs, GPUs and batching come from the settings, never from code.
+"""
+
+from __future__ import annotations
+
+from ray import serve
+from ray.serve import Application
+
+from services.answerer import Answerer
+from services.encoder import EncoderCompressor
+from services.gateway import Gateway
+from services.ingest import Ingest
+from services.settings import DeploymentOptions, Settings
+from services.telemetry import otel_environment
+
+
+def _deployment(cls: type, options: DeploymentOptions):
+    actor_options = {
+        "num_cpus": options.num_cpus,
+        "num_gpus": options.num_gpus,
+        "runtime_env": {"env_vars": otel_environment()},
+    }
+    return serve.deployment(cls).options(num_replicas=options.num_replicas, ray_actor_options=actor_options)
+
+
+def build_app(settings: Settings) -> Application:
+    encoder = _deployment(EncoderCompressor, settings.encoder).bind(settings)
+    ingest = _deployment(Ingest, settings.ingest).bind(settings, encoder)
+    answerer = _deployment(Answerer, settings.answerer).bind(settings) if settings.answers_with_llm else None
+    return _deployment(Gateway, settings.gateway).bind(settings, ingest, answerer)
+
+
+def app_builder(args: dict[str, str]) -> Application:
+    """For `serve run` / `serve deploy` config files: `import_path: services.app:app_builder`, `args` are settings."""
+    return build_app(Settings(**args))

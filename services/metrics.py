@@ -1,0 +1,45 @@
+"""Prometheus metrics: query counts and latency, and per-camera ingest state read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from services.ingest import CameraStatus
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.queries = Counter("omnisift_queries", "Queries answered", ["answer_source"], registry=self.registry)
+        self.query_seconds = Histogram(
+            "omnisift_query_seconds",
+            "Query latency",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+
+        def per_camera(name: str, documentation: str) -> Gauge:
+            return Gauge(name, documentation, ["camera_id"], registry=self.registry)
+
+        self.lag = per_camera("omnisift_camera_lag_seconds", "Newest stored clip behind live")
+        self.connected = per_camera("omnisift_camera_connected", "1 while the source is connected")
+        self.stored = per_camera("omnisift_camera_clips_stored", "Clips stored since ingest started")
+        self.dropped = per_camera("omnisift_camera_clips_dropped", "Live clips dropped as gaps")
+        self.reconnects = per_camera("omnisift_camera_reconnects", "Source reconnects")
+        self.bytes = per_camera("omnisift_camera_stored_bytes", "Anchor-store bytes held")
+
+    def render(self, statuses: Mapping[str, CameraStatus], stored_bytes: Mapping[str, int]) -> tuple[bytes, str]:
+        for gauge in (self.lag, self.connected, self.stored, self.dropped, self.reconnects, self.bytes):
+            gauge.clear()
+        for camera_id, status in statuses.items():
+            if status.lag_s is not None:
+                self.lag.labels(camera_id).set(status.lag_s)
+            self.connected.labels(camera_id).set(1 if status.source.connected else 0)
+            self.stored.labels(camera_id).set(status.stored_clips)
+            self.dropped.labels(camera_id).set(status.source.dropped_clips)
+            self.reconnects.labels(camera_id).set(status.source.reconnects)
+        for camera_id, size in stored_bytes.items():
+            self.bytes.labels(camera_id).set(size)
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,69 @@
+"""Starting and stopping the service: Redis (external or embedded), Ray (local or RAY_ADDRESS), Serve, the app."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import ray
+from pydantic import SecretStr
+from ray import serve
+
+from omnisift_core.errors import InvalidConfig
+from pipeline.redis_connection import connect
+from services.app import build_app
+from services.settings import Settings
+
+APP_NAME = "omnisift"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunningService:
+    url: str  # the HTTP address of the gateway
+    settings: Settings  # as the deployments got them (the embedded Redis URL filled in)
+
+
+def _local_cpus(settings: Settings) -> int:
+    """Logical CPUs for a local Ray: at least what the deployments ask for, so none waits for a slot."""
+    asked = [settings.gateway, settings.ingest, settings.encoder] + ([settings.answerer] * settings.answers_with_llm)
+    demand = sum(d.num_replicas * d.num_cpus for d in asked)
+    return max(os.cpu_count() or 1, int(demand + 0.999))
+
+
+def start_ray(settings: Settings) -> None:
+    if ray.is_initialized():
+        return
+    if settings.ray_address:
+        ray.init(address=settings.ray_address, namespace=APP_NAME)
+    else:  # a private local cluster bound to loopback only
+        ray.init(
+            num_cpus=_local_cpus(settings),
+            include_dashboard=False,
+            namespace=APP_NAME,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+        )
+
+
+@contextmanager
+def run_service(settings: Settings) -> Iterator[RunningService]:
+    """Run the whole service until the block exits; Redis is embedded (and owned here) without REDIS_URL."""
+    if settings.ray_address and settings.redis_url is None:
+        raise InvalidConfig("on a Ray cluster every node must reach the store: set REDIS_URL to a shared Redis")
+    connection = connect(settings.redis_config())
+    deployed = settings
+    if settings.redis_url is None:
+        deployed = settings.model_copy(update={"redis_url": SecretStr(connection.url)})
+    try:
+        start_ray(settings)
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(build_app(deployed), name=APP_NAME, route_prefix="/")
+        yield RunningService(f"http://{settings.host}:{settings.port}", deployed)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        connection.close()

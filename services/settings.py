@@ -1,0 +1,159 @@
+"""One settings object for the CLI, the deployments and docker-compose: environment, then a YAML file, then defaults.
+
+Environment variables are `OMNISIFT_<FIELD>` (nested: `OMNISIFT_ENCODER__NUM_GPUS=1`), plus the standard
+`REDIS_URL` and `RAY_ADDRESS`. A YAML file named by `OMNISIFT_CONFIG` (or `--config`) holds the same fields.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from omnisift_core.budget import PRESETS, RemovalRatios
+from omnisift_core.media import FrameLimits
+from pipeline.media_policy import MediaPolicy
+from pipeline.planner import PlannerConfig
+from pipeline.redis_connection import RedisConfig
+from pipeline.store import RetentionPolicy, StoreConfig
+from pipeline.timeline import TimelineConfig
+
+
+class DeploymentOptions(BaseModel):
+    """Ray Serve resources of one deployment."""
+
+    num_replicas: int = Field(1, ge=1)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+
+
+class EncoderOptions(DeploymentOptions):
+    max_batch_size: int = Field(4, ge=1)  # clips from different cameras encoded together
+    batch_wait_s: float = Field(0.05, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OMNISIFT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    # model and compression
+    model: str = "tiny"  # "tiny" or a local Qwen2.5-Omni / OmniSIFT checkpoint directory
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compression_method: Literal["omnisift", "omnizip", "dycoke", "random", "full"] = "omnisift"
+    compression_preset: Literal["100%", "35%", "25%"] = "25%"
+    max_frame_pixels: int = Field(320 * 28 * 28, ge=28 * 28)  # the paper's per-frame cap
+    min_frame_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
+
+    # storage
+    redis_url: SecretStr | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "OMNISIFT_REDIS_URL"))
+    data_dir: Path = Path.home() / ".omnisift"
+    store_namespace: str = "omnisift"
+    store_encoding: Literal["float16", "int8"] = "float16"
+    retention_max_age_hours: float | None = Field(24.0 * 7, gt=0)
+    retention_max_bytes: int | None = Field(2 << 30, gt=0)
+
+    # ingest
+    clip_seconds: int = Field(10, ge=2, le=30, multiple_of=2)
+    fps: float = Field(2.0, gt=0, le=8)
+    media_roots: list[Path] = []  # local files the API may name (uploads are always allowed)
+    max_upload_bytes: int = Field(4 << 30, ge=1)
+    max_duration_hours: float = Field(24.0, gt=0)
+    camera_queue_clips: int = Field(2, ge=1)  # clips buffered per camera before live clips are dropped as gaps
+    push_host: str = "127.0.0.1"  # where cameras publish in push mode
+    push_ports: tuple[int, int] = (8554, 8653)
+    default_timezone: str = "UTC"
+
+    # queries
+    answer_mode: Literal["auto", "llm", "timeline"] = "auto"  # auto: timeline for the tiny model, else llm
+    token_budget: int = Field(16_384, ge=256)
+    max_new_tokens: int = Field(256, ge=1, le=4096)
+    default_query_minutes: float = Field(60.0, gt=0)
+    change_threshold: float = Field(0.1, gt=0, lt=2)  # 1 - cos above which a video cell counts as changed
+
+    # service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: SecretStr | None = None
+    ray_address: str | None = Field(None, validation_alias=AliasChoices("RAY_ADDRESS", "OMNISIFT_RAY_ADDRESS"))
+    encoder: EncoderOptions = EncoderOptions()
+    answerer: DeploymentOptions = DeploymentOptions()
+    gateway: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
+    ingest: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
+    config_file: Path | None = Field(None, validation_alias=AliasChoices("OMNISIFT_CONFIG"))
+
+    @field_validator("ingest")
+    @classmethod
+    def _one_ingest_replica(cls, value: DeploymentOptions) -> DeploymentOptions:
+        if value.num_replicas != 1:
+            raise ValueError("ingest owns every camera's source and runs as exactly one replica")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings]
+        config_file = init_settings.init_kwargs.get("config_file") or _env_config_file(env_settings)
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
+        return tuple(sources)
+
+    # derived objects for the layers below, so nothing else reads configuration
+
+    @property
+    def uses_tiny_model(self) -> bool:
+        return self.model.split(":")[0] == "tiny"
+
+    @property
+    def answers_with_llm(self) -> bool:
+        return self.answer_mode == "llm" or (self.answer_mode == "auto" and not self.uses_tiny_model)
+
+    @property
+    def removal_ratios(self) -> RemovalRatios:
+        return PRESETS[self.compression_preset]
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    def frame_limits(self) -> FrameLimits:
+        return FrameLimits(min_pixels=self.min_frame_pixels, max_pixels=self.max_frame_pixels)
+
+    def media_policy(self) -> MediaPolicy:
+        return MediaPolicy(
+            media_roots=(self.uploads_dir, *self.media_roots),
+            max_upload_bytes=self.max_upload_bytes,
+            max_duration_s=self.max_duration_hours * 3600,
+        )
+
+    def redis_config(self) -> RedisConfig:
+        url = self.redis_url.get_secret_value() if self.redis_url else None
+        return RedisConfig(url=url, data_dir=self.data_dir / "redis")
+
+    def store_config(self) -> StoreConfig:
+        age = None if self.retention_max_age_hours is None else timedelta(hours=self.retention_max_age_hours)
+        return StoreConfig(
+            namespace=self.store_namespace,
+            encoding=self.store_encoding,
+            retention=RetentionPolicy(max_age=age, max_bytes=self.retention_max_bytes),
+        )
+
+    def timeline_config(self) -> TimelineConfig:
+        return TimelineConfig(change_threshold=self.change_threshold)
+
+    def planner_config(self) -> PlannerConfig:
+        return PlannerConfig(token_budget=self.token_budget, timeline=self.timeline_config())
+
+
+def _env_config_file(env_settings: PydanticBaseSettingsSource) -> str | None:
+    values = env_settings()
+    return values.get("config_file")
