@@ -36,7 +36,7 @@ def _local_cpus(settings: Settings) -> int:
 
 def start_ray(settings: Settings) -> None:
     if ray.is_initialized():
-        return
+        raise RuntimeError("Ray is already initialized in this process: run one omnisift service per process")
     if settings.ray_address:
         ray.init(address=settings.ray_address, namespace=APP_NAME)
     else:  # a private local cluster bound to loopback only
@@ -64,6 +64,7 @@ def run_service(settings: Settings) -> Iterator[RunningService]:
         serve.run(build_app(deployed), name=APP_NAME, route_prefix="/")
         yield RunningService(f"http://{settings.host}:{settings.port}", deployed)
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        if ray.is_initialized():  # serve.shutdown() on a stopped Ray would start a new one
+            serve.shutdown()
+            ray.shutdown()
         connection.close()
