@@ -37,7 +37,11 @@ class EncoderOptions(DeploymentOptions):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="OMNISIFT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="OMNISIFT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        validate_by_name=True,  # Settings(config_file=...) as well as the OMNISIFT_CONFIG alias
     )
 
     # model and compression
@@ -102,7 +106,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources = [init_settings, env_settings]
-        config_file = init_settings.init_kwargs.get("config_file") or _env_config_file(env_settings)
+        config_file = _config_file(init_settings.init_kwargs) or _config_file(env_settings())
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
         return tuple(sources)
@@ -154,6 +158,6 @@ class Settings(BaseSettings):
         return PlannerConfig(token_budget=self.token_budget, timeline=self.timeline_config())
 
 
-def _env_config_file(env_settings: PydanticBaseSettingsSource) -> str | None:
-    values = env_settings()
-    return values.get("config_file")
+def _config_file(values: dict) -> str | None:
+    """The YAML file named by a source's values, under the field's alias (OMNISIFT_CONFIG) or its name."""
+    return values.get("OMNISIFT_CONFIG") or values.get("config_file")
