@@ -69,6 +69,8 @@ def _global_options(
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
+    if config is not None and not config.is_file():  # said at once, even when a command would not read it
+        _fail(f"no such config file: {config}")
     ctx.obj = GlobalOptions(config, url, api_key)
 
 
