@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ import torch
 from omnisift_core.compressor import Compression
 from omnisift_core.tokens import SECONDS_PER_CHUNK
 from pipeline.records import ChunkScores, ClipMeta, ClipRecord, chunk_count
+from pipeline.timeparse import iso_utc
 
 
 @dataclass(frozen=True)
@@ -253,13 +254,6 @@ def _event(camera_id: str, state: dict) -> Event:
 
 
 # ---- words -----------------------------------------------------------------------------------------------
-
-
-def iso_utc(instant: datetime) -> str:
-    """ISO 8601 in UTC with a Z, milliseconds when present: 2026-03-14T14:03:02.500Z."""
-    instant = instant.astimezone(timezone.utc)
-    text = instant.isoformat(timespec="milliseconds" if instant.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 def motion_words(activity: float, config: TimelineConfig) -> str:

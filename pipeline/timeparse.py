@@ -64,6 +64,13 @@ def _iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def iso_utc(instant: datetime) -> str:
+    """ISO 8601 in UTC with a Z, milliseconds when present: 2026-03-14T14:03:02.500Z."""
+    instant = instant.astimezone(UTC)
+    text = instant.isoformat(timespec="milliseconds" if instant.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
 def resolve_time_range(
     question: str | None,
     now: datetime,

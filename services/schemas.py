@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from pipeline.timeline import iso_utc
+from pipeline.timeparse import iso_utc  # torch-free: the CLI client imports these models
 
 
 def _aware(value: datetime) -> datetime:
