@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.retry import Retry
 
+from pipeline.redaction import redact_url
 from pipeline.store_errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -248,17 +248,6 @@ class RedisConnection:
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs: redis://user:secret@host -> redis://user:***@host."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def make_client(url: str, config: RedisConfig) -> redis.Redis:

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from pipeline.records import ClipRecord
-from pipeline.redis_connection import RedisConfig, RetryPolicy, connect, make_client, redact_url
+from pipeline.redaction import redact_url
+from pipeline.redis_connection import RedisConfig, RetryPolicy, connect, make_client
 from pipeline.store import AnchorStore, CameraSettings, RetentionPolicy, StoreConfig, dequantize_int8, quantize_int8
 from pipeline.store_errors import (
     ClipNotFound,
@@ -429,7 +430,7 @@ def test_external_connection_reports_persistence_and_hides_the_password(redis_se
         store = AnchorStore.open(connection, FINGERPRINT)
         store.put(record_at("lobby", 0))
         assert len(store.clips("lobby")) == 1
-    assert redact_url("redis://user:s3cret@cache:6379/0") == "redis://user:***@cache:6379/0"
+    assert redact_url("redis://user:s3cret@cache:6379/0") == "redis://***@cache:6379/0"
     assert redact_url("redis://cache:6379/0") == "redis://cache:6379/0"
 
 
