@@ -334,7 +334,7 @@ def describe_timeline(
             continue
         span = describe_span(start, end, timezones.get(camera_id, utc))
         if checked:
-            lines.append(f"{camera_id}: no activity from {span} ({checked} clips checked).")
+            lines.append(f"{camera_id}: no activity from {span} ({checked} clip{'s' * (checked != 1)} checked).")
         else:
             lines.append(f"{camera_id}: no stored footage from {span}.")
     return "\n".join(lines)

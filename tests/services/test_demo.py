@@ -28,7 +28,7 @@ def test_demo_ingests_the_sample_and_answers_about_its_first_event_and_a_quiet_t
     assert f"demo-cam: activity from {at(10)} to {at(12)} UTC" in out
     # 19-31 s is quiet: the answer says so instead of inventing an event
     assert f"asking about a quiet time: 'what happened at {at(25)}?'" in out
-    assert f"demo-cam: no activity from {at(25)} to {at(26)} UTC" in out
+    assert f"demo-cam: no activity from {at(25)} to {at(26)} UTC on {start:%Y-%m-%d} (1 clip checked)." in out
     # each answer comes with its evidence and usage, and the demo says where answers come from
     assert out.count("evidence: 1 clip (times in UTC)") == 2
     assert out.count("answered from the event timeline (answer_source: timeline)") == 2
