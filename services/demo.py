@@ -105,7 +105,7 @@ def run_demo(
         _explain(source, settings.uses_tiny_model)
     finally:
         if keep:
-            typer.echo(f"\nkept {workdir}; to query the stored clips again: OMNISIFT_DATA_DIR={data_dir} omnisift serve")
+            typer.echo(f"\nkept {workdir}; to query its clips again: OMNISIFT_DATA_DIR={data_dir} omnisift serve")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     typer.echo(f"\ndemo finished in {steps.elapsed_s:.1f} s")
