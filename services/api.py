@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -100,9 +100,8 @@ def create_api(gateway: Gateway) -> FastAPI:
     async def query(body: schemas.QueryRequest) -> schemas.QueryResponse | StreamingResponse:
         if not body.stream:
             return await gateway.queries.answer(body)
-        began = time.perf_counter()
-        prepared = await gateway.prepare(body)  # errors here are plain 4xx responses, before streaming
-        return StreamingResponse(_sse(gateway, body, prepared, began), media_type="text/event-stream")
+        events = await gateway.queries.open_stream(body)  # errors so far are plain 4xx responses
+        return StreamingResponse(_sse(events), media_type="text/event-stream")
 
     @v1.get("/events", response_model=list[schemas.Event], tags=["query"])
     async def events(
@@ -120,9 +119,9 @@ def create_api(gateway: Gateway) -> FastAPI:
     return app
 
 
-async def _sse(gateway: Gateway, body: schemas.QueryRequest, prepared, began: float):
+async def _sse(events: AsyncIterator[tuple[str, dict]]) -> AsyncIterator[str]:
     try:
-        async for name, data in gateway.queries.events_stream(body, prepared, began):
+        async for name, data in events:
             yield f"event: {name}\ndata: {json.dumps(data)}\n\n"
     except Exception as error:  # the status line is gone: report in-band, then end the stream
         _, code = status_of(error)

@@ -27,7 +27,7 @@ from services.api import create_api
 from services.errors import Conflict, NotFound, NotReady, PayloadTooLarge
 from services.metrics import Metrics
 from services.models import model_setup
-from services.queries import Prepared, QueryEngine
+from services.queries import QueryEngine
 from services.settings import Settings
 from services.telemetry import configure_tracing
 
@@ -201,9 +201,6 @@ class Gateway:
         )
 
     # queries
-
-    async def prepare(self, body: schemas.QueryRequest) -> Prepared:
-        return await asyncio.to_thread(self.queries.prepare, body)
 
     async def events(self, camera_id: str | None, start: datetime | None, end: datetime | None) -> list[schemas.Event]:
         def read() -> list[schemas.Event]:

@@ -78,22 +78,26 @@ class SourceWorker:
 
     def _run(self) -> None:
         try:
+            waiting_since = time.time_ns()  # decoding (or, live, waiting for the camera) starts here
             for item in self.source:
                 if isinstance(item, Gap):
                     self.registry.add_gap(item)
                 else:
-                    self._store(item)
+                    self._store(item, waiting_since)
+                waiting_since = time.time_ns()
         except PipelineError as error:
             self.failed, self.last_error = True, str(error)
         except Exception as error:  # a bug must not kill silently: the status shows it
             log.exception("ingest worker for %s crashed", self.source.spec.camera_id)
             self.failed, self.last_error = True, f"unexpected {type(error).__name__}: {error}"
 
-    def _store(self, clip: ClipWindow) -> None:
-        with tracer.start_as_current_span("decode", attributes={"clip_id": clip.clip_id, "frames": len(clip.frames)}):
-            carrier = current_carrier()
+    def _store(self, clip: ClipWindow, waiting_since: int) -> None:
+        """One trace per clip: `ingest` spans decode (from `waiting_since`) and the encoder's work."""
+        attributes = {"clip_id": clip.clip_id, "frames": len(clip.frames)}
         try:
-            summary = self.encoder.ingest.remote(clip, carrier).result()
+            with tracer.start_as_current_span("ingest", start_time=waiting_since, attributes=attributes):
+                tracer.start_span("decode", start_time=waiting_since, attributes=attributes).end()
+                summary = self.encoder.ingest.remote(clip, current_carrier()).result()
         except Exception as error:  # the clip is lost: say so where the user looks
             self.last_error = f"clip {clip.clip_id} could not be encoded or stored: {error}"
             log.warning("%s", self.last_error)

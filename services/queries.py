@@ -6,12 +6,14 @@ clip metadata, never taken from the model's text.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from opentelemetry import trace
 from ray.serve.handle import DeploymentHandle
 
 from pipeline.planner import QueryPlan, QueryPlanner
@@ -109,8 +111,12 @@ class QueryEngine:
         return PlannedPrompt(question, clips, prepared.max_new_tokens)
 
     async def answer(self, request: schemas.QueryRequest) -> schemas.QueryResponse:
+        with tracer.start_as_current_span("query"):
+            return await self._answer(request)
+
+    async def _answer(self, request: schemas.QueryRequest) -> schemas.QueryResponse:
         began = time.perf_counter()
-        prepared = self.prepare(request)
+        prepared = await asyncio.to_thread(self.prepare, request)
         if self.uses_llm(prepared):
             generated = await self.answerer.answer.remote(
                 self.planned_prompt(request.question, prepared), current_carrier()
@@ -129,33 +135,37 @@ class QueryEngine:
             latency_ms=round((time.perf_counter() - began) * 1000, 1),
         )
 
-    async def events_stream(
-        self, request: schemas.QueryRequest, prepared: Prepared, began: float
-    ) -> AsyncIterator[tuple[str, dict]]:
-        """(event name, data) pairs for Server-Sent Events: evidence first, then tokens, then done.
+    async def open_stream(self, request: schemas.QueryRequest) -> AsyncIterator[tuple[str, dict]]:
+        """Prepare now (a bad request still gets its 4xx status), then stream (event name, data) pairs for
+        Server-Sent Events: evidence first, then tokens, then done. One `query` span covers both."""
+        began = time.perf_counter()
+        span = tracer.start_span("query", attributes={"stream": True})
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                prepared = await asyncio.to_thread(self.prepare, request)
+        except BaseException:
+            span.end()
+            raise
+        return self._events(request, prepared, began, span)
 
-        `prepare` runs before the stream starts, so a bad request still gets its 4xx status."""
-        yield (
-            "evidence",
-            {
-                "time_range": prepared.time_range_used.model_dump(mode="json"),
-                "evidence": [e.model_dump(mode="json") for e in prepared.evidence],
-            },
-        )
-        if self.uses_llm(prepared):
-            prompt = self.planned_prompt(request.question, prepared)
-            async for piece in self.answerer.options(stream=True).stream.remote(prompt, current_carrier()):
-                yield "token", {"text": piece}
-            full, sent = await self.answerer.usage.remote(prompt)
-            source = "llm"
-        else:
-            yield "token", {"text": self.timeline_answer(prepared)}
-            full, sent, source = prepared.plan.full_tokens, prepared.plan.tokens, "timeline"
-        yield (
-            "done",
-            {
-                "answer_source": source,
-                "usage": {"full_tokens": full, "sent_tokens": sent},
-                "latency_ms": round((time.perf_counter() - began) * 1000, 1),
-            },
-        )
+    async def _events(
+        self, request: schemas.QueryRequest, prepared: Prepared, began: float, span: trace.Span
+    ) -> AsyncIterator[tuple[str, dict]]:
+        try:
+            evidence = [e.model_dump(mode="json") for e in prepared.evidence]
+            yield "evidence", {"time_range": prepared.time_range_used.model_dump(mode="json"), "evidence": evidence}
+            if self.uses_llm(prepared):
+                prompt = self.planned_prompt(request.question, prepared)
+                pieces = self.answerer.options(stream=True).stream.remote(prompt, current_carrier(span))
+                async for piece in pieces:
+                    yield "token", {"text": piece}
+                full, sent = await self.answerer.usage.remote(prompt)
+                source = "llm"
+            else:
+                yield "token", {"text": self.timeline_answer(prepared)}
+                full, sent, source = prepared.plan.full_tokens, prepared.plan.tokens, "timeline"
+            latency = round((time.perf_counter() - began) * 1000, 1)
+            yield "done", {"answer_source": source, "usage": {"full_tokens": full, "sent_tokens": sent},
+                           "latency_ms": latency}  # fmt: skip
+        finally:
+            span.end()

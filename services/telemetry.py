@@ -57,10 +57,10 @@ def flush_tracing() -> None:
 tracer = trace.get_tracer("omnisift")
 
 
-def current_carrier() -> dict[str, str]:
-    """The current trace context as a dict to pass along with a call to another deployment."""
+def current_carrier(span: trace.Span | None = None) -> dict[str, str]:
+    """The trace context (of `span`, else the current one) as a dict to pass along to another deployment."""
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    _PROPAGATOR.inject(carrier, context=None if span is None else trace.set_span_in_context(span))
     return carrier
 
 

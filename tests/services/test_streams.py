@@ -44,7 +44,7 @@ def test_an_rtsp_camera_added_through_the_api_stores_clips(client, camera):
     assert created.status_code == 201, created.text
     assert created.json()["clip_seconds"] == CLIP_SECONDS
 
-    current = wait_for(lambda: stored_clips(client, "gate", 2), "two stored clips from the RTSP camera", 120)
+    current = wait_for(lambda: stored_clips(client, "gate", 2), "two stored clips from the RTSP camera", 180)
     assert current["connected"] and current["state"] == "connected"
     assert current["lag_s"] is not None and current["last_error"] is None
     assert [s["camera_id"] for s in client.get("/v1/streams").json()] == ["gate"]
@@ -69,7 +69,7 @@ def test_a_push_camera_publishes_to_the_endpoint_we_return(client, tmp_path, pus
     media = write_sample_video(tmp_path / "dock.mp4", width=320, height=240, fps=10, duration=8.0)
     publisher = RtspPublisher(media.path, push_url, tmp_path).start()
     try:
-        wait_for(lambda: stored_clips(client, "dock", 1), "a clip from the push camera", 120)
+        wait_for(lambda: stored_clips(client, "dock", 1), "a clip from the push camera", 180)
     finally:
         publisher.stop()
     assert client.delete("/v1/streams/dock").status_code == 204

@@ -1,0 +1,73 @@
+"""One settings object: environment beats YAML beats defaults; the shipped compose and Serve configs are valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from services.app import app_builder
+from services.settings import Settings
+
+COMPOSE = Path(__file__).resolve().parents[2] / "compose"
+
+
+def test_environment_overrides_yaml_which_overrides_defaults(tmp_path, monkeypatch):
+    config = tmp_path / "omnisift.yaml"
+    config.write_text("compression_preset: '35%'\nclip_seconds: 6\nencoder:\n  num_gpus: 1\n  max_batch_size: 2\n")
+    monkeypatch.setenv("OMNISIFT_CONFIG", str(config))
+    monkeypatch.setenv("OMNISIFT_CLIP_SECONDS", "8")
+    settings = Settings()
+    assert settings.compression_preset == "35%"  # from the file
+    assert settings.clip_seconds == 8  # environment wins
+    assert settings.encoder.num_gpus == 1 and settings.encoder.max_batch_size == 2
+    assert settings.fps == 2.0  # default
+
+
+def test_nested_environment_variables_and_standard_names(monkeypatch):
+    monkeypatch.setenv("OMNISIFT_ANSWERER__NUM_REPLICAS", "3")
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@db:6379/0")
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    settings = Settings()
+    assert settings.answerer.num_replicas == 3
+    assert settings.ray_address == "ray://head:10001"
+    assert settings.redis_config().url == "redis://:hunter2@db:6379/0"
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("clip_seconds", 7, "multiple of 2"),
+        ("compression_preset", "50%", "35%"),
+        ("ingest", {"num_replicas": 2}, "exactly one replica"),
+        ("answer_mode", "magic", "llm"),
+        ("no_such_setting", 1, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_reason(field, value, message):
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{field: value})
+
+
+def test_tiny_model_answers_from_the_timeline_unless_told_otherwise():
+    assert not Settings().answers_with_llm
+    assert Settings(answer_mode="llm").answers_with_llm
+    assert Settings(model="/models/Qwen2.5-Omni-7B").answers_with_llm
+
+
+def test_shipped_compose_settings_load():
+    settings = Settings(config_file=COMPOSE / "omnisift.yaml")
+    assert settings.host == "0.0.0.0" and settings.encoder.max_batch_size == 8
+
+
+def test_shipped_serve_config_builds_the_application():
+    config = yaml.safe_load((COMPOSE / "serve.yaml").read_text())
+    application = config["applications"][0]
+    assert application["import_path"] == "services.app:app_builder"
+    app = app_builder(application["args"])
+    deployments = {d["name"] for d in application["deployments"]}
+    assert deployments == {"EncoderCompressor", "Answerer", "Gateway", "Ingest"}
+    assert type(app).__name__ == "Application"
