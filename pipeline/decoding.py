@@ -6,8 +6,12 @@ FFmpeg's own log lines (which may quote the URL) are captured, redacted and fold
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,8 +36,10 @@ from pipeline.timestamps import TimestampRepair
 
 logger = logging.getLogger(__name__)
 
-MAX_CONSECUTIVE_DECODE_ERRORS = 50  # corrupt packets are skipped; this many in a row means the media is broken
-_ffmpeg_log_lock = threading.Lock()
+_HLS_SEGMENT = re.compile(r"(?:segment|URL) '?([a-zA-Z][\w+.,-]*:[^' ]*)")
+
+MAX_CONSECUTIVE_DECODE_ERRORS = 50
+MAX_TRACKED_PACKETS = 512  # corrupt packets are skipped; this many in a row means the media is broken
 
 
 @dataclass(frozen=True)
@@ -55,24 +61,51 @@ class VideoAt(NamedTuple):
     t: float  # repaired stream time (s), strictly increasing
     frame: av.VideoFrame
     pts: float | None  # the source's own timestamp (s), as decoded
+    received: float  # epoch s when its packet was read (the decoder may hold frames back a while)
 
 
 class AudioAt(NamedTuple):
     t: float | None  # stream time (s) of the first sample, None when the source gave none
     samples: np.ndarray  # (n,) float32 mono at SAMPLE_RATE
+    received: float  # epoch s when its packet was read
 
 
-def capture_ffmpeg_errors() -> None:
-    """Make FFmpeg report its errors to PyAV (off by default), so our messages can say what went wrong."""
-    with _ffmpeg_log_lock:
-        if av.logging.get_level() is None:
-            av.logging.set_level(av.logging.ERROR)
+class _FFmpegErrorReporting:
+    """FFmpeg's error lines reach PyAV (and so our messages) only while some source is opening.
+
+    PyAV's log callback takes the GIL. A frame-threaded decoder freed by the garbage collector waits for
+    its threads with the GIL held; if one of them is logging at that moment, the process deadlocks.
+    Opening is when the messages matter ("not on whitelist", "moov atom not found") and it decodes with
+    one thread only, so reporting is switched on around opens and back off (PyAV's default) after.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._switched_on = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0 and av.logging.get_level() is None:
+                av.logging.set_level(av.logging.ERROR)
+                self._switched_on = True
+            self._users += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._switched_on:
+                av.logging.set_level(None)
+                self._switched_on = False
+
+
+_ffmpeg_errors_reported = _FFmpegErrorReporting()
 
 
 def open_media(plan: OpenPlan, policy: MediaPolicy) -> tuple[av.container.InputContainer, MediaInfo]:
     """Open `plan` within its timeouts and check it against the policy; the caller closes the container."""
-    capture_ffmpeg_errors()
-    with av.logging.Capture(local=True) as logs:
+    began = time.monotonic()
+    with _ffmpeg_errors_reported, av.logging.Capture(local=True) as logs:
         try:
             container = av.open(
                 plan.target,
@@ -82,7 +115,9 @@ def open_media(plan: OpenPlan, policy: MediaPolicy) -> tuple[av.container.InputC
                 timeout=(plan.open_timeout_s, plan.read_timeout_s),
             )
         except Exception as exc:  # PyAV raises FFmpegError subclasses and plain OSErrors
-            raise translate_error(exc, logs, plan, opening=True) from None
+            # an interrupted RTSP handshake surfaces as "invalid data": the clock tells what really happened
+            timed_out = time.monotonic() - began >= 0.98 * plan.open_timeout_s
+            raise translate_error(exc, logs, plan, opening=True, timed_out=timed_out) from None
     try:
         info = _inspect(container, plan, policy)
     except BaseException:
@@ -107,6 +142,9 @@ class MediaDecoder:
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if self.audio else None
         self.skipped_packets = 0
         self._bad_in_a_row = 0
+        # when each video packet was read, by pts (decoded frames come out later, and reordered)
+        self._arrivals: dict[int, float] = {}
+        self._untimed_arrivals: deque[float] = deque(maxlen=MAX_TRACKED_PACKETS)
 
     def __iter__(self) -> Iterator[VideoAt | AudioAt]:
         streams = [s for s in (self.video, self.audio) if s is not None]
@@ -119,14 +157,37 @@ class MediaDecoder:
                     break
                 except Exception as exc:
                     raise translate_error(exc, logs, self.plan, opening=False) from None
+                received = time.time()
                 if len(logs) > 64:
                     del logs[:-8]
-                yield from self._decode(packet, logs)
+                if packet.stream is self.video and packet.size:
+                    self._note_arrival(packet.pts, received)
+                yield from self._decode(packet, logs, received)
         if self.resampler is not None:
             for out in self.resampler.resample(None):
-                yield AudioAt(None, out.to_ndarray()[0])
+                yield AudioAt(None, out.to_ndarray()[0], time.time())
 
-    def _decode(self, packet: av.Packet, logs: list) -> Iterator[VideoAt | AudioAt]:
+    def close(self) -> None:
+        """Drain the video decoder, so its threads are idle (not logging) when the GC frees it holding the GIL."""
+        with contextlib.suppress(Exception):  # a broken stream may fail to flush; its threads are idle either way
+            self.video.codec_context.decode(None)
+
+    def _note_arrival(self, pts: int | None, received: float) -> None:
+        if pts is None:
+            self._untimed_arrivals.append(received)
+            return
+        if len(self._arrivals) >= MAX_TRACKED_PACKETS:
+            del self._arrivals[next(iter(self._arrivals))]
+        self._arrivals[pts] = received
+
+    def _arrival_of(self, pts: int | None, fallback: float) -> float:
+        if pts is not None and pts in self._arrivals:
+            return self._arrivals.pop(pts)
+        if pts is None and self._untimed_arrivals:
+            return self._untimed_arrivals.popleft()
+        return fallback
+
+    def _decode(self, packet: av.Packet, logs: list, received: float) -> Iterator[VideoAt | AudioAt]:
         try:
             frames = packet.decode()
         except (av.error.InvalidDataError, av.error.UndefinedError, av.error.PatchWelcomeError) as exc:
@@ -143,28 +204,40 @@ class MediaDecoder:
                 if raw is None and frame.dts is not None and frame.time_base is not None:
                     raw = float(frame.dts * frame.time_base)
                 step = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
-                yield VideoAt(self.video_times(raw, step), frame, raw)
+                yield VideoAt(self.video_times(raw, step), frame, raw, self._arrival_of(frame.pts, received))
             else:
                 for out in self.resampler.resample(frame):
-                    yield AudioAt(out.time, out.to_ndarray()[0])
+                    yield AudioAt(out.time, out.to_ndarray()[0], received)
 
 
-def translate_error(exc: BaseException, logs: list, plan: OpenPlan, *, opening: bool) -> PipelineError:
+def translate_error(
+    exc: BaseException, logs: list, plan: OpenPlan, *, opening: bool, timed_out: bool = False
+) -> PipelineError:
     """One FFmpeg/OS failure -> the error type and message a user can act on."""
     if isinstance(exc, PipelineError):
         return exc
     where = plan.display
-    detail = _ffmpeg_detail(logs) or redact_text(str(exc)) or type(exc).__name__
+    detail = _ffmpeg_detail(logs) or redact_text(getattr(exc, "strerror", None) or str(exc)) or type(exc).__name__
     text = " ".join(m for _, _, m in logs)
     network = plan.kind is not SourceKind.FILE
 
-    if "not on whitelist" in text:
-        protocol = _quoted_after(text, "Protocol ") or _quoted_after(text, "Format ")
+    if "Format not on whitelist" in text:
         return ForbiddenSource(
-            f"{where}: refused to open {protocol or 'a resource'} it points to; only the protocols and formats "
-            f"of the media policy are allowed ({detail})"
+            f"{where}: this kind of media (a playlist, or an unusual container) is not accepted from here; "
+            f"allowed: {plan.options.get('format_whitelist', '').replace(',', ', ')}"
         )
-    if isinstance(exc, av.error.ExitError | av.error.TimeoutError | TimeoutError):
+    if "not on whitelist" in text:
+        what = _quoted_after(text, "Protocol ") or "a resource"
+        return ForbiddenSource(
+            f"{where}: refused to open {what}; only the protocols of the media policy are allowed ({detail})"
+        )
+    segment = _HLS_SEGMENT.search(text)
+    if segment and not segment.group(1).lower().startswith(("http://", "https://")):
+        scheme = re.split(r"[,:]", segment.group(1), maxsplit=1)[0][:20]
+        return ForbiddenSource(
+            f"{where}: the playlist points to a {scheme!r} segment; only http(s) segments are allowed"
+        )
+    if timed_out or isinstance(exc, av.error.ExitError | av.error.TimeoutError | TimeoutError):
         limit = plan.open_timeout_s if opening else plan.read_timeout_s
         if opening:
             if plan.kind is SourceKind.PUSH:
@@ -262,8 +335,13 @@ def _creation_time(metadata: dict[str, str]) -> datetime | None:
 
 
 def _ffmpeg_detail(logs: list) -> str:
-    lines = [m.strip() for level, _, m in logs if level <= av.logging.ERROR and m.strip()]
+    """FFmpeg's last few error lines, shortened (a data: URL can be megabytes) and redacted."""
+    lines = [_shorten(m.strip(), 160) for level, _, m in logs if level <= av.logging.ERROR and m.strip()]
     return redact_text("; ".join(dict.fromkeys(lines[-3:])))
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _quoted_after(text: str, prefix: str) -> str | None:

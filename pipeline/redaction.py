@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 # scheme://userinfo@ ; greedy up to the last '@' of the token, so a password holding '@' or '/' is still hidden
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s@'\"<>]*@")
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s'\"<>]*@")
 # ?password=... &token=... and the like
 _SECRET_PARAM = re.compile(
     r"(?P<key>[?&;](?:password|passwd|pwd|pass|token|access_token|key|apikey|api_key|secret|auth|sig|signature)=)"

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 import av
 
 from pipeline.clips import ClipWindow, Gap
-from pipeline.decoding import AudioAt, MediaDecoder, MediaInfo, capture_ffmpeg_errors, open_media
+from pipeline.decoding import AudioAt, MediaDecoder, MediaInfo, open_media
 from pipeline.errors import (
     ForbiddenSource,
     InvalidMedia,
@@ -129,7 +129,10 @@ class ClipSource:
         self.spec = spec
         self.policy = policy or MediaPolicy()
         self.plan: OpenPlan = plan_source(spec.url, self.policy, push=spec.push, live=spec.live)
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+        # clips wait in the queue holding one of `queue_size` slots; gaps and the end marker take none,
+        # so a full queue of clips never holds back the record of what was dropped
+        self._queue: queue.Queue = queue.Queue()
+        self._slots = threading.Semaphore(max(1, queue_size))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"omnisift-source-{spec.camera_id}", daemon=True)
         self._started = self._finished = False
@@ -170,6 +173,8 @@ class ClipSource:
                 if item.error is not None:
                     raise item.error
                 return None
+            if isinstance(item, ClipWindow):
+                self._slots.release()
             return item
         return None
 
@@ -224,7 +229,6 @@ class ClipSource:
     # -- worker side ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        capture_ffmpeg_errors()
         end = _End()
         try:
             # FFmpeg's messages may quote the URL with its password: capture them off the log, per thread
@@ -244,7 +248,7 @@ class ClipSource:
             error = PipelineError(f"{self.plan.display}: unexpected {type(exc).__name__}: {exc}")
             self._set(state="failed", connected=False, last_error=str(error))
             end = _End(error)
-        self._put(end, block=True)
+        self._queue.put(end)
 
     def _run_file(self) -> None:
         self._set(state="connecting")
@@ -333,14 +337,29 @@ class ClipSource:
         gap_reason: str | None,
     ) -> float | None:
         """Decode until the end, an error or stop(); returns the stream time of the last frame."""
+        decoder = MediaDecoder(container, info, self.plan)
+        try:
+            return self._decode_into(decoder, info, assembler, video_clock, audio_clock, gap_reason)
+        finally:
+            decoder.close()
+
+    def _decode_into(
+        self,
+        decoder: MediaDecoder,
+        info: MediaInfo,
+        assembler: ClipAssembler,
+        video_clock: FileClock | LiveClock,
+        audio_clock: FileClock | LiveClock,
+        gap_reason: str | None,
+    ) -> float | None:
         live = self.plan.live
         policy = self.policy
         last_frame_rx = time.monotonic()
         last_t = None
-        for item in MediaDecoder(container, info, self.plan):
+        for item in decoder:
             if self._stop.is_set():
                 return last_t
-            received = time.time()
+            received = item.received
             if isinstance(item, AudioAt):
                 wall = None if item.t is None else audio_clock.wall(item.t, received)
                 assembler.add_audio(wall, item.samples)
@@ -397,48 +416,33 @@ class ClipSource:
         )
 
     def _emit(self, clip: ClipWindow) -> bool:
-        """Queue a clip; False if stopped. A live source never waits on a slow consumer: it drops the clip
-        and reports the dropped time as a Gap once the queue has room again."""
-        if not self.plan.live:
-            ok = self._put(clip, block=True)
-        else:
-            if self._pending_drop is not None and not self._queue.full():
-                start, end = self._pending_drop
-                self._pending_drop = None
-                self._emit_gap(start, end, "dropped: the consumer fell behind this live stream")
-            ok = self._put(clip, block=False)
-            if not ok and not self._stop.is_set():
+        """Queue a clip; False if stopped. A file waits for the consumer; a live source never does: it drops
+        the clip and reports the dropped time as a Gap with the next clip that fits."""
+        if self.plan.live:
+            if not self._slots.acquire(blocking=False):
                 start, end = clip.start.timestamp(), clip.end.timestamp()
-                prev = self._pending_drop
-                self._pending_drop = (start, end) if prev is None else (prev[0], end)
+                self._pending_drop = (start, end) if self._pending_drop is None else (self._pending_drop[0], end)
                 with self._lock:
                     self._dropped += 1
                 return True
-        if ok:
-            with self._lock:
-                self._clips += 1
-        return ok
+            if self._pending_drop is not None:
+                start, end = self._pending_drop
+                self._pending_drop = None
+                self._emit_gap(start, end, "dropped: the consumer fell behind this live stream")
+        else:
+            while not self._slots.acquire(timeout=POLL_S):
+                if self._stop.is_set():
+                    return False
+        self._queue.put(clip)
+        with self._lock:
+            self._clips += 1
+        return True
 
     def _emit_gap(self, start: float, end: float, reason: str) -> None:
         gap = Gap(self.spec.camera_id, wall_datetime(round(start * 1000)), wall_datetime(round(end * 1000)), reason)
-        if self._put(gap, block=True):
-            with self._lock:
-                self._gaps += 1
-
-    def _put(self, item, *, block: bool) -> bool:
-        if not block:
-            try:
-                self._queue.put_nowait(item)
-                return True
-            except queue.Full:
-                return False
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        self._queue.put(gap)
+        with self._lock:
+            self._gaps += 1
 
     # -- status -----------------------------------------------------------------------------------
 

@@ -47,8 +47,8 @@ class ClipAssembler:
     the epoch; a clip is handed out once video (and audio, or a grace period) has passed its end.
 
     Sampling: tick k of a clip is at start + k / fps; the first frame from half a source frame before the
-    tick is kept for it, unless it comes a whole source frame late (then the tick has no frame). On a regular
-    stream a kept frame is the one nearest its tick.
+    tick is kept for it, unless it comes later than half a tick period (or one source frame, if longer):
+    then the tick has no frame. On a regular stream a kept frame is the one nearest its tick.
     """
 
     def __init__(
@@ -97,7 +97,8 @@ class ClipAssembler:
         offset = wall - start_ms / 1000
         half = 0.5 * min(self.frame_step_s, 1.0 / self.fps)
         tick = math.floor((offset + half) * self.fps)
-        if tick < window.next_tick or tick >= self.ticks or offset - tick / self.fps >= max(self.frame_step_s, half):
+        late = offset - tick / self.fps
+        if tick < window.next_tick or tick >= self.ticks or late >= max(self.frame_step_s, 0.5 / self.fps):
             return False  # tick taken, past the clip, or no frame came near it (the source starts after it)
         if window.size is None:
             window.size = output_size(frame.width, frame.height, self.max_pixels)
