@@ -8,6 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+# On Linux, Ray replaces a 127.0.0.1 node address with the machine's outward IP and binds its ports there,
+# unless this flag is set before ray is first imported. A local service (no RAY_ADDRESS) keeps every Ray
+# port on loopback; on a cluster Ray's own addressing applies.
+if "RAY_ADDRESS" not in os.environ:
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 import ray
 from pydantic import SecretStr
 from ray import serve
