@@ -139,6 +139,7 @@ class MediaDecoder:
         self.audio = container.streams.audio[0] if info.has_audio else None
         step = 1.0 / info.frame_rate if info.frame_rate else 0.04
         self.video_times = TimestampRepair(step)
+        self._video_time_base = float(self.video.time_base)
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE) if self.audio else None
         self.skipped_packets = 0
         self._bad_in_a_row = 0
@@ -165,7 +166,7 @@ class MediaDecoder:
                 yield from self._decode(packet, logs, received)
         if self.resampler is not None:
             for out in self.resampler.resample(None):
-                yield AudioAt(None, out.to_ndarray()[0], time.time())
+                yield _audio_at(out, time.time())
 
     def close(self) -> None:
         """Drain the video decoder, so its threads are idle (not logging) when the GC frees it holding the GIL."""
@@ -198,16 +199,23 @@ class MediaDecoder:
                 raise InvalidMedia(f"{self.plan.display}: the stream is corrupt, nothing decodes ({detail})") from None
             return
         self._bad_in_a_row = 0
-        for frame in frames:
-            if packet.stream is self.video:
-                raw = frame.time
-                if raw is None and frame.dts is not None and frame.time_base is not None:
-                    raw = float(frame.dts * frame.time_base)
-                step = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
+        if packet.stream is self.video:
+            tb = self._video_time_base  # float arithmetic: Fractions per frame cost more than the sampling
+            for frame in frames:
+                ts = frame.pts if frame.pts is not None else frame.dts
+                raw = None if ts is None else ts * tb
+                step = frame.duration * tb if frame.duration else None
                 yield VideoAt(self.video_times(raw, step), frame, raw, self._arrival_of(frame.pts, received))
-            else:
+        else:
+            for frame in frames:
                 for out in self.resampler.resample(frame):
-                    yield AudioAt(out.time, out.to_ndarray()[0], received)
+                    yield _audio_at(out, received)
+
+
+def _audio_at(out: av.AudioFrame, received: float) -> AudioAt:
+    """A resampled chunk (packed float mono, time base 1/SAMPLE_RATE) as a view on the frame's buffer."""
+    samples = np.frombuffer(out.planes[0], np.float32, count=out.samples)  # (n,)
+    return AudioAt(None if out.pts is None else out.pts / SAMPLE_RATE, samples, received)
 
 
 def translate_error(
