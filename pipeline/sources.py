@@ -90,7 +90,8 @@ class SourceStatus:
     dropped_clips: int  # live clips dropped because the consumer fell behind
     last_error: str | None
     last_frame_at: datetime | None
-    lag_s: float | None  # now - wall time of the newest frame
+    lag_s: float | None  # live: now - wall time of the newest frame
+    progress: float | None  # files: share of the media decoded so far, when the duration is known
 
 
 class Backoff:
@@ -142,6 +143,7 @@ class ClipSource:
         self._clips = self._gaps = self._reconnects = self._dropped = 0
         self._last_error: str | None = None
         self._last_video_wall: float | None = None
+        self._progress: float | None = None
         self._pending_drop: tuple[float, float] | None = None  # live clips dropped, not yet reported as a Gap
 
     def __repr__(self) -> str:
@@ -224,6 +226,7 @@ class ClipSource:
                 last_error=self._last_error,
                 last_frame_at=None if last is None else wall_datetime(round(last * 1000)),
                 lag_s=None if last is None or not self.plan.live else max(0.0, time.time() - last),
+                progress=self._progress,
             )
 
     # -- worker side ------------------------------------------------------------------------------
@@ -265,6 +268,7 @@ class ClipSource:
             for clip in assembler.finish():
                 self._emit(clip)
             self._report_truncation(info, clock, last_t)
+            self._set(progress=1.0)
 
     def _run_live(self) -> None:
         policy = self.policy
@@ -377,6 +381,8 @@ class ClipSource:
                         gap_reason = None
                 with self._lock:
                     self._last_video_wall = wall
+                    if info.duration_s:
+                        self._progress = min(1.0, max(0.0, (item.t - (info.start_s or 0.0)) / info.duration_s))
                 assembler.add_video(wall, item.frame, item.pts)
                 if not live and item.t - (info.start_s or 0.0) > policy.max_duration_s:
                     policy.check_duration(item.t - (info.start_s or 0.0))

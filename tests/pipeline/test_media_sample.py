@@ -65,7 +65,13 @@ def test_every_frame_shows_the_scheduled_objects_at_its_decoded_time(media_libra
 
 def test_two_fps_sampling_lands_on_the_clip_grid_within_half_a_source_frame(media_library):
     sample = media_library.sample
-    clips = ingest(media_library, sample.path)  # defaults: 10 s clips at 2 fps
+    source = ClipSource(SourceSpec("lobby", str(sample.path)), media_library.policy())  # 10 s clips, 2 fps
+    first_item = source.get(timeout=30)
+    # a file job can report how far it is: clip one is out once a frame past 10 s of 12 s was decoded
+    assert 10 / 12 <= source.status().progress <= 1.0
+    clips = [first_item, *source]
+    status = source.status()
+    assert status.progress == 1.0 and status.state == "finished" and status.clips == 2
     assert [c.start for c in clips] == [SAMPLE_CREATED, SAMPLE_CREATED + timedelta(seconds=10)]
     first = clips[0]
     assert first.frames.shape == (20, sample.height, sample.width, 3) and first.frames.dtype == np.uint8

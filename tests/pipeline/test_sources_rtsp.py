@@ -166,6 +166,28 @@ def test_a_frozen_rtsp_server_is_detected_as_a_stall_and_recovered(media_library
         source.close(timeout=10)
 
 
+def test_video_stopping_while_audio_flows_trips_the_frame_age_watchdog(media_library, rtsp_camera):
+    camera = rtsp_camera(audio=True)
+    began = datetime.now(timezone.utc)
+    source = ClipSource(SourceSpec("door", camera.url, clip_seconds=2), live_policy(media_library))
+    recorder = Recorder(source)
+    try:
+        recorder.clip()
+        cut_at = datetime.now(timezone.utc)
+        camera.cut_video()  # packets keep coming (audio): only the frame-age watchdog can tell
+        wait_for(lambda: "no video frame for 4 s" in (source.status().last_error or ""), "the watchdog")
+        restored_at = datetime.now(timezone.utc)
+        camera.restore_video()
+        gap = recorder.gap()
+        recorder.clip()
+        assert gap.reason.startswith("stalled")
+        assert cut_at - timedelta(seconds=1) <= gap.start <= cut_at + timedelta(seconds=1)
+        assert gap.end >= restored_at
+        assert_clips_are_live_and_in_order(recorder, began)
+    finally:
+        source.close(timeout=10)
+
+
 def test_push_mode_receives_a_publishing_camera_and_survives_it_reconnecting(media_library, rtsp_publisher):
     url = f"rtsp://127.0.0.1:{free_port()}/live/door"
     began = datetime.now(timezone.utc)
