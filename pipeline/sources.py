@@ -313,11 +313,13 @@ class ClipSource:
                         error = exc
                 if self._stop.is_set():
                     return
-                if self._clips_and_frames() != frames_before:  # it delivered: start backing off afresh
+                delivered = self._clips_and_frames() != frames_before
+                if delivered:  # start backing off afresh
                     backoff.reset()
                     failing_since = None
-                gap_reason = "stalled" if isinstance(error, StreamStalled) else "disconnected"
-                gap_reason = f"{gap_reason}: {error}"
+                if delivered or gap_reason is None:  # an outage is named after what started it
+                    kind = "stalled" if isinstance(error, StreamStalled) else "disconnected"
+                    gap_reason = f"{kind}: {error}"
             self._set(connected=False, last_error=str(error))
             logger.warning("source %s: %s", self.spec.camera_id, error)
             now = time.monotonic()
