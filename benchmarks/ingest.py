@@ -8,7 +8,7 @@ Two scenes per size: "static" is the clean synthetic scene, so cheap to decode t
 per-second work (RGB conversion of the kept frames, resampling) weighs most: the worst case for the
 ratio. "grain" adds sensor noise (sigma 4), which gives the bitrates real cameras stream at.
 
-Run: .venv/bin/python -m benchmarks.ingest [--seconds 20] [--fps 25] [--repeats 3]
+Run: .venv/bin/python -m benchmarks.ingest [--seconds 20] [--fps 25] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each generated file")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of each generated file")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the best is kept")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per measurement; the best is kept")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     args = parser.parse_args()
 
