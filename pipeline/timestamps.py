@@ -44,9 +44,6 @@ class TimestampRepair:
         self.last = out
         return out
 
-    def reset(self) -> None:
-        self.offset, self.last = 0.0, None
-
 
 class FileClock:
     """A file's wall clock: `start` (epoch seconds) is the wall time of stream time `origin`."""
@@ -81,6 +78,3 @@ class LiveClock:
         elif self.anchor + t > received_at:
             self.anchor = received_at - t
         return self.anchor + t
-
-    def reset(self) -> None:
-        self.anchor = None

@@ -174,9 +174,6 @@ class ClipAssembler:
         """Close all clips (end of a file): the last one is usually partial."""
         return [c for c in (self._close(s) for s in sorted(self._open)) if c is not None]
 
-    def discard(self) -> None:
-        self._open.clear()
-
     # -- helpers ----------------------------------------------------------------------------------
 
     def _window_start(self, wall: float) -> int:
