@@ -1,8 +1,9 @@
 """Prefill time of the language half over one 10-second clip: full tokens vs OmniSIFT 35% vs 25%, side by side.
 
 Clip: 20 frames at 448x252 (10 LLM frames of 9x16 = 144 tokens) + 250 audio tokens, as Qwen2.5-Omni
-encodes them. Language model: random weights, mid-size (hidden 1024, 8 layers), on CPU.
-Run: .venv/bin/python -m benchmarks.prefill [--repeats 5] [--layers 8] [--hidden 1024]
+encodes them (--size 640x360 gives the paper's 320-token frames). Language model: random weights,
+mid-size (hidden 1024, 8 layers), on CPU. Text is byte-level in the tiny tokenizer (~260 tokens of it).
+Run: .venv/bin/python -m benchmarks.prefill [--repeats 5] [--layers 8] [--hidden 1024] [--size 640x360]
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--hidden", type=int, default=1024)
     parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--size", default="448x252", help="frame size WxH before Qwen's resize (640x360: paper cap)")
     args = parser.parse_args()
 
-    height, width = smart_resize(252, 448, 128 * 28 * 28, 320 * 28 * 28)
+    frame_width, frame_height = (int(v) for v in args.size.split("x"))
+    height, width = smart_resize(frame_height, frame_width, 128 * 28 * 28, 320 * 28 * 28)
     grid = VideoGrid(frames=10, rows=height // 28, cols=width // 28)
     generator = torch.Generator().manual_seed(0)
     clip = build_clip_tokens(

@@ -112,15 +112,27 @@ class SourceWorker:
 class FileJobWorker(SourceWorker):
     """A file ingest: progress and the outcome go to the registry so any gateway can report them."""
 
-    def __init__(self, job: JobRecord, duration_s: float, source: ClipSource, encoder, registry: Registry):
+    def __init__(
+        self,
+        job: JobRecord,
+        duration_s: float,
+        source: ClipSource,
+        encoder: DeploymentHandle,
+        registry: Registry,
+        upload: Path,
+    ):
         super().__init__(source, encoder, registry)
         self.job = job
         self.duration_s = max(duration_s, 1e-6)
+        self.upload = upload  # the uploaded file, removed once ingested (or failed)
 
     def _run(self) -> None:
         self.job = self.job.update(state="running")
         self.registry.put_job(self.job)
-        super()._run()
+        try:
+            super()._run()
+        finally:
+            self.upload.unlink(missing_ok=True)
         if self.failed:
             self.job = self.job.update(state="failed", error=self.last_error, clips=self.stored_clips)
         else:
@@ -172,11 +184,12 @@ class Ingest:
         self._start_camera(record)
 
     def remove_stream(self, camera_id: str) -> None:
+        """Forget the stream and stop its source at once; a clip already being encoded still gets stored."""
         self.registry.remove_stream(camera_id)
         with self._lock:
             worker = self.cameras.pop(camera_id, None)
         if worker is not None:
-            worker.stop()
+            worker.source.stop()
 
     def streams(self) -> list[StreamRecord]:
         return self.registry.streams()
@@ -200,7 +213,7 @@ class Ingest:
         )
         source = ClipSource(spec, self.policy, queue_size=self.settings.camera_queue_clips)
         self.registry.put_job(job)
-        worker = FileJobWorker(job, duration_s, source.start(), self.encoder, self.registry)
+        worker = FileJobWorker(job, duration_s, source.start(), self.encoder, self.registry, Path(path))
         with self._lock:
             self.jobs = {k: w for k, w in self.jobs.items() if not w.done}
             self.jobs[job.job_id] = worker.start()

@@ -69,9 +69,10 @@ def at(footage: Footage, seconds: float) -> datetime:
     return footage.start + timedelta(seconds=seconds)
 
 
-def test_uploaded_file_is_ingested_into_clips_on_wall_clock_time(client, footage):
+def test_uploaded_file_is_ingested_into_clips_on_wall_clock_time(service, client, footage):
     assert footage.job["state"] == "done" and footage.job["progress"] == 1.0
     assert footage.job["clips"] == 6
+    assert not any(service.settings.uploads_dir.iterdir()), "the uploaded file was not removed after ingest"
     clip = client.get(f"/v1/clips/{CAMERA}@{int(footage.start.timestamp() * 1000)}").json()
     assert clip["start"] == footage.start.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert 0 < clip["video_tokens_kept"] < clip["video_tokens_source"]
