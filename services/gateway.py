@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -190,15 +191,7 @@ class Gateway:
         return info.duration_s
 
     async def job(self, job_id: str) -> schemas.Job:
-        record = await asyncio.to_thread(self.registry.job, job_id)
-        return schemas.Job(
-            job_id=record.job_id,
-            camera_id=record.camera_id,
-            state=record.state,
-            progress=record.progress,
-            clips=record.clips,
-            error=record.error,
-        )
+        return schemas.Job(**asdict(await asyncio.to_thread(self.registry.job, job_id)))
 
     # queries
 
