@@ -19,10 +19,7 @@ from transformers import PreTrainedTokenizerBase, Qwen2_5OmniThinkerConfig
 
 from omnisift_core.tokens import ClipTokens
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a video monitoring assistant. Each clip below is preceded by its camera and time. "
-    "Answer from what the clips show and cite the camera and time of what you describe."
-)
+DEFAULT_SYSTEM_PROMPT = "You watch security cameras. Answer from the clips; cite each one's camera and time."
 
 
 @dataclass(frozen=True)
