@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 
 from omnisift_core.compressor import Compression
 from omnisift_core.tokens import SECONDS_PER_CHUNK
+from pipeline.clips import ClipWindow
 from pipeline.records import ChunkScores, ClipMeta, ClipRecord, chunk_count
 from pipeline.timeparse import iso_utc
 
@@ -142,19 +142,8 @@ def score_clip(
     return ChunkScores(activity, salience)
 
 
-class WindowLike(Protocol):
-    """The parts of a pipeline.clips.ClipWindow the record needs."""
-
-    camera_id: str
-    start: datetime
-    end: datetime
-    waveform: np.ndarray
-    sample_rate: int
-    has_audio: bool
-
-
 def record_for_window(
-    window: WindowLike,
+    window: ClipWindow,
     compression: Compression,
     fingerprint: str,
     config: TimelineConfig | None = None,

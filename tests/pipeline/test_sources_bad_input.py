@@ -11,7 +11,8 @@ from pipeline.clips import ClipWindow, Gap
 from pipeline.errors import ForbiddenSource, InvalidMedia, MediaTooLarge, SourceUnavailable
 from pipeline.media_policy import MediaPolicy
 from pipeline.sources import ClipSource, SourceSpec
-from tests.fixtures.media_servers import drain, free_port
+from tests.fixtures.media_servers import drain
+from tests.fixtures.network import free_port
 
 SECRET = "hunter2"
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.clips import SAMPLE_RATE, ClipWindow, Gap
 from pipeline.sources import ClipSource, SourceSpec
-from tests.fixtures.media_servers import free_port
+from tests.fixtures.network import free_port
 
 DEADLINE_S = 40.0
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from omnisift_core.budget import RemovalRatios
 from omnisift_core.compressor import OmniSiftCompressor
+from pipeline.clips import ClipWindow
 from pipeline.records import ChunkScores, ClipRecord
 from pipeline.store import AnchorStore, RetentionPolicy, StoreConfig
 from pipeline.timeline import (
@@ -170,27 +170,32 @@ def test_chunk_scores_must_match_the_clip_length():
         ChunkScores((1.5,), (0.0,))
 
 
-@dataclass(frozen=True)
-class Window:
-    """The fields of pipeline.clips.ClipWindow that ingest hands to record_for_window."""
-
-    camera_id: str
-    start: datetime
-    end: datetime
-    waveform: np.ndarray
-    sample_rate: int
-    has_audio: bool
+def window(record, audio: np.ndarray, has_audio: bool) -> ClipWindow:
+    """The clip window ingest hands to record_for_window (frames are not read by it)."""
+    empty = np.zeros(0)
+    return ClipWindow(
+        "lobby",
+        record.start,
+        record.end,
+        np.zeros((0, 2, 2, 3), np.uint8),
+        empty,
+        2.0,
+        audio,
+        SAMPLE_RATE,
+        has_audio,
+        empty,
+    )
 
 
 def test_record_for_window_scores_the_window_and_adapts_the_noise_floor():
     record, compression = compressed_record(moving_frames=frozenset({3}))
-    loud = Window("lobby", record.start, record.end, waveform(10, (3,)), SAMPLE_RATE, True)
+    loud = window(record, waveform(10, (3,)), True)
     floor = NoiseFloor(initial_dbfs=-50)
     stored = record_for_window(loud, compression, FINGERPRINT, noise_floor=floor)
     assert stored.clip_id == record.clip_id and stored.has_audio
     assert stored.scores.activity == record.scores.activity
     assert stored.scores.audio_salience[3] == 1.0 and max(stored.scores.audio_salience[:3]) < 0.1
     assert floor.floor_dbfs < -60  # followed the quiet noise down
-    silent = Window("lobby", record.start, record.end, np.zeros(160000, np.float32), SAMPLE_RATE, False)
+    silent = window(record, np.zeros(160000, np.float32), False)
     mute = record_for_window(silent, compression, FINGERPRINT)
     assert not mute.has_audio and mute.scores.audio_salience == (0.0,) * 5

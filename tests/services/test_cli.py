@@ -24,7 +24,7 @@ from typer.testing import CliRunner, Result
 from pipeline.sample_media import SceneEvent, write_sample_video
 from services.cli import app
 from tests.fixtures.cli import OMNISIFT_COMMAND, unconfigured_env
-from tests.fixtures.redis_server import free_port
+from tests.fixtures.network import free_port
 from tests.fixtures.service import wait_for
 
 API_KEY = "cli-test-key-5d1e"

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from pipeline.sample_media import write_sample_video
-from tests.fixtures.media_servers import RtspCamera, RtspPublisher, free_port
+from tests.fixtures.media_servers import RtspCamera, RtspPublisher
+from tests.fixtures.network import free_port
 from tests.fixtures.service import running_service, stored_clips, wait_for
 
 CLIP_SECONDS = 4

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from pipeline.sample_media import write_sample_video
-from tests.fixtures.redis_server import free_port
+from tests.fixtures.network import free_port
 from tests.fixtures.service import running_service, wait_for, wait_for_job
 
 
