@@ -36,6 +36,7 @@ from pipeline.timestamps import TimestampRepair
 
 logger = logging.getLogger(__name__)
 
+_TEXT_SNIFF_BYTES = 4096
 _HLS_SEGMENT = re.compile(r"(?:segment|URL) '?([a-zA-Z][\w+.,-]*:[^' ]*)")
 
 MAX_CONSECUTIVE_DECODE_ERRORS = 50
@@ -77,16 +78,21 @@ class _FFmpegErrorReporting:
     its threads with the GIL held; if one of them is logging at that moment, the process deadlocks.
     Opening is when the messages matter ("not on whitelist", "moov atom not found") and it decodes with
     one thread only, so reporting is switched on around opens and back off (PyAV's default) after.
+    PyAV also swallows a line that repeats the previous one, which would cost the second refused
+    upload its reason, so that is off while reporting is on.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
         self._switched_on = False
+        self._skipped_repeats = True
 
     def __enter__(self) -> None:
         with self._lock:
             if self._users == 0 and av.logging.get_level() is None:
+                self._skipped_repeats = av.logging.get_skip_repeated()
+                av.logging.set_skip_repeated(False)
                 av.logging.set_level(av.logging.ERROR)
                 self._switched_on = True
             self._users += 1
@@ -96,6 +102,7 @@ class _FFmpegErrorReporting:
             self._users -= 1
             if self._users == 0 and self._switched_on:
                 av.logging.set_level(None)
+                av.logging.set_skip_repeated(self._skipped_repeats)
                 self._switched_on = False
 
 
@@ -230,6 +237,11 @@ def translate_error(
     network = plan.kind is not SourceKind.FILE
 
     if "Format not on whitelist" in text:
+        if plan.kind is SourceKind.FILE and not _starts_as_text(plan.target):
+            return InvalidMedia(
+                f"{where}: not a media file in an accepted container: FFmpeg reads it as unknown data or another "
+                f"kind of media (allowed: {plan.options.get('format_whitelist', '').replace(',', ', ')})"
+            )
         return ForbiddenSource(
             f"{where}: this kind of media (a playlist, or an unusual container) is not accepted from here; "
             f"allowed: {plan.options.get('format_whitelist', '').replace(',', ', ')}"
@@ -340,6 +352,22 @@ def _creation_time(metadata: dict[str, str]) -> datetime | None:
         when = when.replace(tzinfo=timezone.utc)
     when = when.astimezone(timezone.utc)
     return when if when.year >= 1990 else None  # MP4 writers put 1904/1970 for "unknown"
+
+
+def _starts_as_text(path: str) -> bool:
+    """Whether a local file begins as text: a playlist or list file rather than an (unaccepted) binary format."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_TEXT_SNIFF_BYTES)
+    except OSError:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the sniffed bytes is still text
+        if exc.start < len(head) - 3:
+            return False
+        text = head[: exc.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\r\n\ufeff" for c in text)
 
 
 def _ffmpeg_detail(logs: list) -> str:
