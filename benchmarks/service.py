@@ -432,7 +432,6 @@ class MinuteQuery:
             part = clips[first : first + batch]
             tokens = self.encoder.encode_batch([ClipMedia(frames_on_grid(c), c.waveform, c.fps) for c in part])
             for clip, compression in zip(part, self.compressor.compress_batch(tokens), strict=True):
-                # clip_header reads camera_id, start and end, which a ClipWindow has as a ClipMeta does
                 header = clip_header(clip, self.tz)
                 contexts.append(ClipContext(header, compression.kept, sum(compression.source_counts)))
         stages.mark("encode+compress")

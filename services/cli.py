@@ -225,6 +225,40 @@ def demo(
         run_demo(file=file, camera=camera, data_dir=data_dir, keep=keep, config=ctx.obj.config)
 
 
+@app.command()
+def train(
+    ctx: typer.Context,
+    manifest: Annotated[
+        Path, typer.Argument(help='JSON Lines: {"video": path, "answer": text, "question"?: text} per line.')
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the selector (.safetensors).")],
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the manifest.")] = 1,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate (cosine schedule).")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per optimizer step.")] = 8,
+    max_clips: Annotated[int, typer.Option(min=1, help="Clips per video at most (from its start).")] = 6,
+    seed: Annotated[int, typer.Option(help="Example order, and the initial weights of a new selector.")] = 0,
+) -> None:
+    """Train the OmniSIFT audio selector on captioned videos (STE; encoders and language model frozen).
+
+    Uses the model and compression preset of the settings; continues from the configured selector
+    (selector_weights, else the checkpoint's own) or starts a new one. Set selector_weights to the
+    output to serve with it.
+    """
+    with _clear_errors():
+        if not manifest.is_file():
+            raise CliError(f"no such manifest: {manifest}")
+        settings = load_settings(ctx.obj.config)
+        from omnisift_core.train import StepReport, TrainingConfig
+        from services.training import train_from_manifest
+
+        def report(step: StepReport) -> None:
+            typer.echo(f"step {step.step}/{step.steps}  loss {step.loss:.4f}  lr {step.learning_rate:.2e}")
+
+        config = TrainingConfig(settings.removal_ratios, learning_rate, epochs, batch_size, seed)
+        train_from_manifest(settings, manifest, output, config, max_clips, report)
+        typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output}")
+
+
 def main() -> None:
     app()
 

@@ -38,10 +38,13 @@ class ModelSetup:
 
 
 def model_setup(settings: Settings) -> ModelSetup:
-    """The checkpoint, the configured compressor (with the checkpoint's trained selector when it has one)."""
+    """The checkpoint and the configured compressor, with a trained selector when there is one
+    (the `selector_weights` file, else the checkpoint's own)."""
     device = resolve_device(settings.device)
     checkpoint = Checkpoint(ModelSource.parse(settings.model))
     hidden = checkpoint.config.text_config.hidden_size
-    selector = load_selector(checkpoint, device) if settings.compression_method == "omnisift" else None
+    selector = None
+    if settings.compression_method == "omnisift":
+        selector = load_selector(checkpoint, device, settings.selector_weights)
     compressor = build_compressor(settings.compression_method, settings.removal_ratios, hidden, selector)
     return ModelSetup(checkpoint, compressor, device)

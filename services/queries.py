@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from opentelemetry import trace
 from ray.serve.handle import DeploymentHandle
 
+from pipeline.clips import ClipWindow
 from pipeline.planner import QueryPlan, QueryPlanner
 from pipeline.records import ClipMeta
 from pipeline.store import AnchorStore
@@ -60,7 +61,7 @@ class Prepared:
         return schemas.TimeRangeUsed(start=r.start, end=r.end, source=r.source, timezone=r.timezone, instant=r.instant)
 
 
-def clip_header(meta: ClipMeta, tz: ZoneInfo) -> str:
+def clip_header(meta: ClipMeta | ClipWindow, tz: ZoneInfo) -> str:
     """'[lobby, 2026-11-23 14:03:00-14:03:10 Europe/Berlin]': what the model reads before a clip's tokens."""
     start, end = meta.start.astimezone(tz), meta.end.astimezone(tz)
     return f"[{meta.camera_id}, {start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S} {tz.key}]"

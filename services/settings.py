@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compression_method: Literal["omnisift", "omnizip", "dycoke", "random", "full"] = "omnisift"
     compression_preset: Literal["100%", "35%", "25%"] = "25%"
+    selector_weights: Path | None = None  # a selector file from `omnisift train`, over the checkpoint's own
     max_frame_pixels: int = Field(320 * 28 * 28, ge=28 * 28)  # the paper's per-frame cap
     min_frame_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
 

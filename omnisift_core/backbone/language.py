@@ -30,10 +30,13 @@ class OmniLanguageModel(nn.Module):
 
     def forward(self, embeds: Tensor, positions: Tensor, cache: DynamicCache) -> Tensor:
         """(1, L, D) embeddings at (3, 1, L) positions -> (1, vocab) logits of the last token."""
-        hidden = self.language_model(
-            inputs_embeds=embeds, position_ids=positions, past_key_values=cache, use_cache=True
+        return self.lm_head(self.hidden_states(embeds, positions, cache)[:, -1])
+
+    def hidden_states(self, embeds: Tensor, positions: Tensor, cache: DynamicCache | None = None) -> Tensor:
+        """(1, L, D) embeddings at (3, 1, L) positions -> (1, L, D) final hidden states."""
+        return self.language_model(
+            inputs_embeds=embeds, position_ids=positions, past_key_values=cache, use_cache=cache is not None
         ).last_hidden_state
-        return self.lm_head(hidden[:, -1])
 
 
 @dataclass

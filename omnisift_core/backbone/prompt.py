@@ -81,6 +81,18 @@ class Prompt:
         """Where decoding continues: the largest position + 1 (not the length; pruned positions leave gaps)."""
         return int(self.positions.max()) + 1
 
+    def followed_by(self, token_ids: Sequence[int]) -> Prompt:
+        """This prompt with text tokens appended at the next positions (an answer, for teacher forcing)."""
+        ids = torch.tensor(token_ids, dtype=torch.long)
+        positions = torch.arange(self.next_position, self.next_position + len(ids)).expand(3, -1)
+        return Prompt(
+            token_ids=torch.cat([self.token_ids, ids]),
+            positions=torch.cat([self.positions, positions], dim=1),
+            media=self.media,
+            media_mask=torch.cat([self.media_mask, torch.zeros(len(ids), dtype=torch.bool)]),
+            full_tokens=self.full_tokens + len(ids),
+        )
+
 
 class _Builder:
     def __init__(self) -> None:

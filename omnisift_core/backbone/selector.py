@@ -1,18 +1,44 @@
-"""The OmniSIFT selector weights of a checkpoint (`thinker.compressor.*`), when it has them."""
+"""The OmniSIFT selector weights (`thinker.compressor.*`): from the checkpoint, or from a trained file."""
 
 from __future__ import annotations
 
-import torch
+from pathlib import Path
 
-from omnisift_core.backbone.checkpoint import Checkpoint, default_device, load_module_weights
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from omnisift_core.backbone.checkpoint import Checkpoint, canonical_key, default_device, load_module_weights
+from omnisift_core.errors import ModelUnavailable
 from omnisift_core.vgas import VisionGuidedAudioSelector
 
 
-def load_selector(checkpoint: Checkpoint, device: torch.device | None = None) -> VisionGuidedAudioSelector | None:
-    """The trained selector, or None when the checkpoint has no compressor weights (stock Qwen2.5-Omni, tiny)."""
-    weights = {key.removeprefix("compressor."): value for key, value in checkpoint.weights(("compressor.",)).items()}
+def load_selector(
+    checkpoint: Checkpoint, device: torch.device | None = None, weights_file: Path | None = None
+) -> VisionGuidedAudioSelector | None:
+    """The trained selector, or None when there is none (stock Qwen2.5-Omni or tiny, and no file).
+
+    `weights_file` (as written by `omnisift_core.train.save_selector`) wins over the checkpoint's own.
+    """
+    weights = _file_weights(weights_file) if weights_file is not None else checkpoint.weights(("compressor.",))
+    weights = {key.removeprefix("compressor."): value for key, value in weights.items()}
     if not weights:
         return None
-    selector = VisionGuidedAudioSelector(checkpoint.config.text_config.hidden_size)
+    hidden = checkpoint.config.text_config.hidden_size
+    selector = VisionGuidedAudioSelector(hidden)
+    if weights_file is not None and weights.get("v_proj.weight", torch.empty(0, hidden)).shape[1] != hidden:
+        raise ModelUnavailable(f"selector weights in {weights_file} are for another model size (not hidden {hidden})")
     load_module_weights(selector, weights, "OmniSIFT selector")
     return selector.to(device or default_device()).eval()
+
+
+def _file_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        raw = load_file(str(path))
+    except (OSError, SafetensorError) as error:
+        raise ModelUnavailable(f"cannot read selector weights {path}: {error}") from error
+    weights = {name: value for key, value in raw.items() if (name := canonical_key(key)) is not None}
+    selector = {key: value for key, value in weights.items() if key.startswith("compressor.")}
+    if not selector:
+        raise ModelUnavailable(f"{path} holds no selector weights (keys thinker.compressor.*)")
+    return selector

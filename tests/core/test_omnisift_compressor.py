@@ -31,7 +31,7 @@ def test_kept_counts_are_exact_per_frame_and_per_chunk(preset, cells, per_frame,
     rows, cols = cells
     num_chunks = math.ceil(frames / 2)
     clip = random_clip(frames, rows, cols, audio=0)
-    audio = torch.randn(num_chunks * 50, clip.hidden_size)
+    audio = torch.randn(num_chunks * 50, clip.hidden_size, generator=torch.Generator().manual_seed(frames))
     clip = build_clip_tokens(clip.video.embeddings, clip.grid, audio)
     # keep `audio_per_chunk` tokens in each 2-second chunk (token times stay those of the model)
     in_chunk = torch.arange(len(audio)) % 50 < audio_per_chunk
