@@ -23,7 +23,13 @@ from omnisift_core.budget import (
 from omnisift_core.compressor import Compression, OmniSiftCompressor, TokenCompressor, assemble
 from omnisift_core.errors import InvalidConfig
 from omnisift_core.ste import straight_through_mask
-from omnisift_core.stvp import VideoSelection, first_frame_of_chunk, keep_per_frame, temporal_scores
+from omnisift_core.stvp import (
+    NoveltyBudget,
+    VideoSelection,
+    first_frame_of_chunk,
+    keep_per_frame,
+    temporal_scores,
+)
 from omnisift_core.tokens import ClipTokens
 from omnisift_core.vgas import AudioSelection, VisionGuidedAudioSelector
 
@@ -232,10 +238,13 @@ def build_compressor(
     hidden_size: int | None = None,
     selector: VisionGuidedAudioSelector | None = None,
     seed: int = 0,
+    novelty: NoveltyBudget | None = None,
 ) -> TokenCompressor:
-    """A compressor by name: omnisift, omnizip, dycoke, random or full."""
+    """A compressor by name: omnisift, omnizip, dycoke, random or full (only omnisift takes `novelty`)."""
+    if novelty is not None and method != "omnisift":
+        raise InvalidConfig(f"the novelty video budget is an OmniSIFT option; {method!r} has fixed ratios")
     if method == "omnisift":
-        return OmniSiftCompressor(ratios, hidden_size, selector)
+        return OmniSiftCompressor(ratios, hidden_size, selector, novelty)
     if method == "omnizip":
         return OmniZip(ratios, hidden_size)
     if method == "dycoke":

@@ -13,7 +13,7 @@ from torch import Tensor
 from omnisift_core.budget import RemovalRatios
 from omnisift_core.errors import InvalidTokens
 from omnisift_core.ste import gather_kept
-from omnisift_core.stvp import VideoSelection, prune_video
+from omnisift_core.stvp import NoveltyBudget, VideoSelection, prune_video
 from omnisift_core.tokens import ClipTokens
 from omnisift_core.vgas import AudioSelection, VisionGuidedAudioSelector, select_audio, training_free_scores
 
@@ -103,7 +103,8 @@ def assemble(
 class OmniSiftCompressor(TokenCompressor):
     """STVP on every chunk's frames, then VGAS on every chunk's audio against the kept video.
 
-    With `selector` None the audio is scored training-free (see `vgas.training_free_scores`).
+    With `selector` None the audio is scored training-free (see `vgas.training_free_scores`); with
+    `novelty`, still chunks keep fewer video tokens (see `stvp.NoveltyBudget`).
     Clips in a batch share one selector call.
     """
 
@@ -114,24 +115,27 @@ class OmniSiftCompressor(TokenCompressor):
         ratios: RemovalRatios,
         hidden_size: int | None = None,
         selector: VisionGuidedAudioSelector | None = None,
+        novelty: NoveltyBudget | None = None,
     ):
         super().__init__(ratios, hidden_size)
         if selector is not None and hidden_size is not None and selector.hidden_size != hidden_size:
             raise InvalidTokens(f"selector hidden size {selector.hidden_size} != {hidden_size}")
         self.selector = selector
+        self.novelty = novelty
 
     @property
     def fingerprint(self) -> str:
+        budget = "" if self.novelty is None else f":{self.novelty.fingerprint}"
         if self.selector is None:
-            return f"{super().fingerprint}:training-free"
+            return f"{super().fingerprint}{budget}:training-free"
         digest = hashlib.sha256()
         for name, tensor in sorted(self.selector.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().float().cpu().numpy().tobytes())
-        return f"{super().fingerprint}:selector-{digest.hexdigest()[:12]}"
+        return f"{super().fingerprint}{budget}:selector-{digest.hexdigest()[:12]}"
 
     def _compress_batch(self, clips: Sequence[ClipTokens]) -> list[Compression]:
-        videos = [prune_video(clip, self.ratios.video) for clip in clips]
+        videos = [prune_video(clip, self.ratios.video, self.novelty) for clip in clips]
         scorer = self.selector if self.selector is not None else training_free_scores
         audios = select_audio(clips, [v.keep for v in videos], self.ratios.audio, scorer)
         return [assemble(c, v, a) for c, v, a in zip(clips, videos, audios, strict=True)]

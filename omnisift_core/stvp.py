@@ -7,6 +7,7 @@ static cells score low). Each frame keeps the same number of tokens, its highest
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,16 +68,71 @@ def keep_per_frame(scores: Tensor, ratio: float | Sequence[float]) -> Tensor:
     if isinstance(ratio, (int, float)):
         keep = top_k_sorted(scores, kept_count(per_frame, ratio))  # (F, k)
         return (keep + torch.arange(num_frames, device=scores.device)[:, None] * per_frame).flatten()
-    keeps = [top_k_sorted(scores[f], kept_count(per_frame, r)) + f * per_frame for f, r in enumerate(ratio)]
+    return keep_top_per_frame(scores, [kept_count(per_frame, r) for r in ratio])
+
+
+def keep_top_per_frame(scores: Tensor, counts: Sequence[int]) -> Tensor:
+    """(F, P) scores -> ascending flat indices of the top counts[f] tokens of every frame f."""
+    per_frame = scores.shape[1]
+    keeps = [top_k_sorted(scores[f], k) + f * per_frame for f, k in enumerate(counts)]
     return torch.cat(keeps) if keeps else torch.zeros(0, dtype=torch.long, device=scores.device)
 
 
-def prune_video(clip: ClipTokens, ratio: float) -> VideoSelection:
-    """STVP on a full clip at video removal ratio `ratio`."""
+def change_share(scores: Tensor, temporal: Tensor, chunks: Tensor, threshold: float, num_chunks: int) -> Tensor:
+    """(N,) token scores, temporal flags and chunk ids -> (num_chunks,) share of each chunk's temporally
+    scored tokens whose change exceeds `threshold`; NaN for a chunk with none (a one-frame tail)."""
+    changed = temporal & (scores > threshold)
+    scored = torch.bincount(chunks[temporal], minlength=num_chunks)[:num_chunks]
+    moved = torch.bincount(chunks[changed], minlength=num_chunks)[:num_chunks]
+    share = moved.float() / scored.clamp(min=1).float()
+    return torch.where(scored > 0, share, torch.full_like(share, float("nan")))
+
+
+@dataclass(frozen=True)
+class NoveltyBudget:
+    """Video tokens follow novelty: a still chunk's frames keep a small share of the fixed budget.
+
+    A chunk is still when fewer than `active_share` of its temporally scored cells changed by more
+    than `change_threshold` (the event timeline's own test). The clip's first frame always keeps the
+    full budget, so every stored clip shows the scene once; chunks whose change is not measured (a
+    one-frame tail) keep it too. The paper's fixed ratios are the default; this is opt-in.
+    """
+
+    change_threshold: float = 0.1
+    active_share: float = 0.02
+    still_keep: float = 0.1  # share of the fixed per-frame count a still frame keeps (at least one token)
+
+    def frame_counts(self, scores: Tensor, temporal: Tensor, frame_chunks: Tensor, full: int) -> list[int]:
+        """Tokens each frame keeps, given STVP's (F, P) scores, (F,) temporal flags and chunk ids."""
+        per_frame = scores.shape[1]
+        num_chunks = int(frame_chunks.max()) + 1 if len(frame_chunks) else 0
+        share = change_share(
+            scores.flatten(),
+            temporal.repeat_interleave(per_frame),
+            frame_chunks.repeat_interleave(per_frame),
+            self.change_threshold,
+            num_chunks,
+        ).tolist()
+        still = max(1, math.ceil(full * self.still_keep))
+        return [still if f > 0 and share[c] < self.active_share else full for f, c in enumerate(frame_chunks.tolist())]
+
+    @property
+    def fingerprint(self) -> str:
+        return f"novelty(c={self.change_threshold:g},a={self.active_share:g},k={self.still_keep:g})"
+
+
+def prune_video(clip: ClipTokens, ratio: float, novelty: NoveltyBudget | None = None) -> VideoSelection:
+    """STVP on a full clip at video removal ratio `ratio`; with `novelty`, still chunks keep less."""
     frames = clip.frames()  # (F, P, D)
-    scores, temporal = stvp_scores(frames, clip.frame_chunks())
+    frame_chunks = clip.frame_chunks()
+    scores, temporal = stvp_scores(frames, frame_chunks)
+    if novelty is None:
+        keep = keep_per_frame(scores, ratio)
+    else:
+        full = kept_count(scores.shape[1], ratio)
+        keep = keep_top_per_frame(scores, novelty.frame_counts(scores, temporal, frame_chunks, full))
     return VideoSelection(
-        keep=keep_per_frame(scores, ratio),
+        keep=keep,
         scores=scores.flatten(),
         temporal=temporal[:, None].expand_as(scores).flatten(),
     )

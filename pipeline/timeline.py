@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from omnisift_core.compressor import Compression
+from omnisift_core.stvp import change_share
 from omnisift_core.tokens import SECONDS_PER_CHUNK
 from pipeline.clips import ClipWindow
 from pipeline.records import ChunkScores, ClipMeta, ClipRecord, chunk_count
@@ -61,12 +62,10 @@ def chunk_activity(compression: Compression, num_chunks: int, config: TimelineCo
         return (0.0,) * num_chunks
     per_frame = compression.kept.grid.tokens_per_frame
     token_chunks = source_frame_chunks(compression).repeat_interleave(per_frame)  # (N_v,)
-    temporal = compression.video_temporal
-    changed = temporal & (compression.video_scores > config.change_threshold)
-    scored = torch.bincount(token_chunks[temporal], minlength=num_chunks)[:num_chunks]
-    moved = torch.bincount(token_chunks[changed], minlength=num_chunks)[:num_chunks]
-    share = torch.where(scored > 0, moved.float() / scored.clamp(min=1).float(), torch.zeros(num_chunks))
-    return tuple(float(s) for s in share)
+    share = change_share(
+        compression.video_scores, compression.video_temporal, token_chunks, config.change_threshold, num_chunks
+    )
+    return tuple(float(s) for s in share.nan_to_num(0.0))
 
 
 def frame_levels_dbfs(waveform: np.ndarray, sample_rate: int, frame_seconds: float) -> np.ndarray:

@@ -46,5 +46,7 @@ def model_setup(settings: Settings) -> ModelSetup:
     selector = None
     if settings.compression_method == "omnisift":
         selector = load_selector(checkpoint, device, settings.selector_weights)
-    compressor = build_compressor(settings.compression_method, settings.removal_ratios, hidden, selector)
+    compressor = build_compressor(
+        settings.compression_method, settings.removal_ratios, hidden, selector, novelty=settings.novelty_budget()
+    )
     return ModelSetup(checkpoint, compressor, device)

@@ -10,11 +10,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from omnisift_core.budget import PRESETS, RemovalRatios
 from omnisift_core.media import FrameLimits
+from omnisift_core.stvp import NoveltyBudget
 from pipeline.media_policy import MediaPolicy
 from pipeline.planner import PlannerConfig
 from pipeline.redis_connection import RedisConfig
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compression_method: Literal["omnisift", "omnizip", "dycoke", "random", "full"] = "omnisift"
     compression_preset: Literal["100%", "35%", "25%"] = "25%"
+    video_budget: Literal["fixed", "novelty"] = "fixed"  # novelty: still chunks keep novelty_still_keep of it
+    novelty_still_keep: float = Field(0.1, gt=0, le=1)
     selector_weights: Path | None = None  # a selector file from `omnisift train`, over the checkpoint's own
     max_frame_pixels: int = Field(320 * 28 * 28, ge=28 * 28)  # the paper's per-frame cap
     min_frame_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
@@ -96,6 +99,12 @@ class Settings(BaseSettings):
         if value.num_replicas != 1:
             raise ValueError("ingest owns every camera's source and runs as exactly one replica")
         return value
+
+    @model_validator(mode="after")
+    def _novelty_needs_omnisift(self) -> Settings:
+        if self.video_budget == "novelty" and self.compression_method != "omnisift":
+            raise ValueError(f"video_budget 'novelty' is an omnisift option, not one of {self.compression_method!r}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -151,6 +160,13 @@ class Settings(BaseSettings):
             encoding=self.store_encoding,
             retention=RetentionPolicy(max_age=age, max_bytes=self.retention_max_bytes),
         )
+
+    def novelty_budget(self) -> NoveltyBudget | None:
+        """The video budget that follows novelty, judged by the timeline's own test of a still chunk."""
+        if self.video_budget == "fixed":
+            return None
+        timeline = self.timeline_config()
+        return NoveltyBudget(timeline.change_threshold, timeline.active_share, self.novelty_still_keep)
 
     def timeline_config(self) -> TimelineConfig:
         return TimelineConfig(change_threshold=self.change_threshold)

@@ -8,7 +8,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from omnisift_core.stvp import NoveltyBudget
 from services.app import app_builder
+from services.models import model_setup
 from services.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
@@ -71,3 +73,11 @@ def test_shipped_serve_config_builds_the_application():
     deployments = {d["name"] for d in application["deployments"]}
     assert deployments == {"EncoderCompressor", "Answerer", "Gateway", "Ingest"}
     assert type(app).__name__ == "Application"
+
+
+def test_the_novelty_video_budget_reaches_the_compressor_and_is_omnisift_only():
+    compressor = model_setup(Settings(video_budget="novelty", novelty_still_keep=0.25, change_threshold=0.2)).compressor
+    assert compressor.novelty == NoveltyBudget(change_threshold=0.2, active_share=0.02, still_keep=0.25)
+    assert model_setup(Settings()).compressor.novelty is None
+    with pytest.raises(ValidationError, match="omnisift option"):
+        Settings(video_budget="novelty", compression_method="omnizip")
