@@ -1,5 +1,6 @@
 """Anchor-store cost at Qwen2.5-Omni-7B sizes: write/read throughput per clip, float16 vs int8, int8 error,
-and stored bytes per camera-hour for a mostly static scene.
+and stored bytes per camera-hour for a mostly static scene, with the paper's fixed ratios and with the
+novelty video budget (video_budget=novelty: still chunks keep a tenth of the per-frame count).
 
 A 10-second clip at 2 fps is 10 LLM frames of 16x20 tokens and 250 audio tokens at D = 3584; the
 OmniSIFT compressor (training-free audio scoring) keeps 25% (740 video + 125 audio tokens). The store
@@ -21,6 +22,7 @@ import torch
 
 from omnisift_core.budget import PRESETS
 from omnisift_core.compressor import OmniSiftCompressor
+from omnisift_core.stvp import NoveltyBudget
 from omnisift_core.tokens import VideoGrid, build_clip_tokens
 from pipeline.records import ClipRecord
 from pipeline.redis_connection import RedisConfig, connect
@@ -116,25 +118,34 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=30, help="clips written per encoding (30 = 5 minutes)")
     args = parser.parse_args()
 
-    compressor = OmniSiftCompressor(PRESETS["25%"], HIDDEN_7B)
-    fingerprint = f"bench-7b|{compressor.fingerprint}"
-    batch = records(args.clips, compressor, fingerprint)
-    kept_v, kept_a = len(batch[0].tokens.video), len(batch[0].tokens.audio)
+    batches = {}
+    for budget, novelty in (("fixed", None), ("novelty", NoveltyBudget())):
+        compressor = OmniSiftCompressor(PRESETS["25%"], HIDDEN_7B, novelty=novelty)
+        fingerprint = f"bench-7b|{compressor.fingerprint}"
+        batches[budget] = (records(args.clips, compressor, fingerprint), fingerprint)
+    batch = batches["fixed"][0]
     source = f"{GRID.num_tokens} + 250"
-    print(f"clip: {CLIP_SECONDS} s, kept {kept_v} video + {kept_a} audio tokens of {source}, D = {HIDDEN_7B}")
+    for budget, (clip_records, _) in batches.items():
+        video = statistics.mean(len(r.tokens.video) for r in clip_records)
+        audio = statistics.mean(len(r.tokens.audio) for r in clip_records)
+        kept = f"{video:.0f} video + {audio:.0f} audio tokens of {source} (mean)"
+        print(f"clip ({budget} budget): {CLIP_SECONDS} s, kept {kept}, D = {HIDDEN_7B}")
     print(f"store: embedded redis-server (appendfsync always unless noted); {args.clips} clips per column")
     active = sum(any(a > 0.02 for a in r.scores.activity) for r in batch)
     print(f"scene: mostly static, {active} of {args.clips} clips with activity above 2% of cells\n")
 
     columns = {
-        "float16": ("float16", "always"),
-        "int8": ("int8", "always"),
-        "float16, fsync 1/s": ("float16", "everysec"),
+        "float16": ("float16", "always", "fixed"),
+        "int8": ("int8", "always", "fixed"),
+        "float16, fsync 1/s": ("float16", "everysec", "fixed"),
+        "float16, novelty": ("float16", "always", "novelty"),
+        "int8, novelty": ("int8", "always", "novelty"),
     }
     results = {}
     with tempfile.TemporaryDirectory(prefix="omnisift-bench-") as tmp:
-        for k, (name, (encoding, fsync)) in enumerate(columns.items()):
-            results[name] = measure(encoding, fsync, batch, Path(tmp) / str(k), fingerprint)
+        for k, (name, (encoding, fsync, budget)) in enumerate(columns.items()):
+            clip_records, fingerprint = batches[budget]
+            results[name] = measure(encoding, fsync, clip_records, Path(tmp) / str(k), fingerprint)
 
     clips_per_hour = 3600 / CLIP_SECONDS
     rows = [
