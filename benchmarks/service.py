@@ -49,14 +49,14 @@ import httpx
 import numpy as np
 import torch
 
-from omnisift_core.backbone import ClipContext, ClipMedia, LanguageHalf, load_encoder, load_language
+from omnisift_core.backbone import ClipContext, LanguageHalf, load_encoder, load_language
 from omnisift_core.backbone.prompt import Prompt
 from pipeline.clips import ClipWindow
 from pipeline.redis_connection import RedisConfig, connect
 from pipeline.sample_media import write_sample_video
 from pipeline.sources import ClipSource, SourceSpec
 from pipeline.store import AnchorStore
-from services.encoder import frames_on_grid
+from services.encoder import clip_media
 from services.models import model_setup
 from services.queries import clip_header
 from services.runtime import run_service
@@ -430,7 +430,8 @@ class MinuteQuery:
         contexts = []
         for first in range(0, len(clips), batch):
             part = clips[first : first + batch]
-            tokens = self.encoder.encode_batch([ClipMedia(frames_on_grid(c), c.waveform, c.fps) for c in part])
+            media = [clip_media(c) for c in part]
+            tokens = self.encoder.encode_batch(media, audio_saliency=self.compressor.uses_audio_saliency)
             for clip, compression in zip(part, self.compressor.compress_batch(tokens), strict=True):
                 header = clip_header(clip, self.tz)
                 contexts.append(ClipContext(header, compression.kept, sum(compression.source_counts)))

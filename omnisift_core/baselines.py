@@ -128,6 +128,8 @@ class OmniZip(TokenCompressor):
     later frames the cells least like the previous frame (ISTC).
     """
 
+    uses_audio_saliency = True
+
     name = "omnizip"
     anchor_share = 0.05
     neighbours = 5

@@ -42,6 +42,7 @@ class TokenCompressor(ABC):
     """Maps full clips to what they keep; OmniSIFT and every baseline share this interface."""
 
     name: str
+    uses_audio_saliency = False  # whether clips should carry the backbone's `audio_saliency`
 
     def __init__(self, ratios: RemovalRatios, hidden_size: int | None = None):
         self.ratios = ratios

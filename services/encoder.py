@@ -31,6 +31,11 @@ class ClipSummary:
     stored_bytes: int
 
 
+def clip_media(clip: ClipWindow) -> ClipMedia:
+    """What the encoder takes of a clip window: its frames on the sampling grid and its waveform."""
+    return ClipMedia(frames_on_grid(clip), clip.waveform, clip.fps)
+
+
 def frames_on_grid(clip: ClipWindow) -> np.ndarray:
     """(clip_seconds * fps, H, W, 3): one frame per sampling slot, each the nearest frame the source gave.
 
@@ -68,7 +73,8 @@ class EncoderCompressor:
 
     def _process(self, clips: Sequence[ClipWindow], traces: Sequence[Mapping[str, str]]) -> list[ClipSummary]:
         with continued(traces[0]), tracer.start_as_current_span("encode", attributes={"clips": len(clips)}):
-            tokens = self.encoder.encode_batch([ClipMedia(frames_on_grid(c), c.waveform, c.fps) for c in clips])
+            media = [clip_media(c) for c in clips]
+            tokens = self.encoder.encode_batch(media, audio_saliency=self.compressor.uses_audio_saliency)
         with continued(traces[0]), tracer.start_as_current_span("compress", attributes={"clips": len(clips)}):
             compressions = self.compressor.compress_batch(tokens)
         summaries = []

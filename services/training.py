@@ -18,14 +18,14 @@ from zoneinfo import ZoneInfo
 
 import torch
 
-from omnisift_core.backbone import ClipContext, ClipMedia, load_encoder, load_language, load_selector
+from omnisift_core.backbone import ClipContext, load_encoder, load_language, load_selector
 from omnisift_core.errors import OmniSiftError
 from omnisift_core.train import StepReport, TrainingConfig, TrainingExample, save_selector, train_selector
 from omnisift_core.vgas import VisionGuidedAudioSelector
 from pipeline.clips import ClipWindow
 from pipeline.media_policy import MediaPolicy
 from pipeline.sources import ClipSource, SourceSpec
-from services.encoder import frames_on_grid
+from services.encoder import clip_media
 from services.models import model_setup
 from services.queries import clip_header
 from services.settings import Settings
@@ -107,7 +107,7 @@ def _encode_video(encoder, video: Path, settings: Settings, max_clips: int) -> t
     windows = [item for item in ClipSource(spec, policy) if isinstance(item, ClipWindow)][:max_clips]
     if not windows:
         raise InvalidManifest(f"{video}: no video frames to train on")
-    encoded = encoder.encode_batch([ClipMedia(frames_on_grid(w), w.waveform, w.fps) for w in windows])
+    encoded = encoder.encode_batch([clip_media(w) for w in windows])
     return tuple(
         ClipContext(clip_header(window, _UTC), tokens, len(tokens.video) + len(tokens.audio))
         for window, tokens in zip(windows, encoded, strict=True)
