@@ -259,6 +259,28 @@ def train(
         typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output}")
 
 
+BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(BENCHMARKS)}.", show_default=False)],
+) -> None:
+    """Run one of the benchmarks behind the README's figures; options after `--` go to it (`-- --help`)."""
+    with _clear_errors():
+        if name not in BENCHMARKS:
+            raise CliError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+        import runpy
+
+        checkout = Path(__file__).resolve().parents[1]  # the benchmarks ship with the source, not the package
+        if not (checkout / "benchmarks" / f"{name}.py").is_file():
+            raise CliError("the benchmarks are scripts of the source checkout; install omnisift from it (make test)")
+        sys.path.insert(0, str(checkout))
+        sys.argv = [f"omnisift bench {name}", *ctx.args]
+        runpy.run_module(f"benchmarks.{name}", run_name="__main__", alter_sys=True)
+
+
 def main() -> None:
     app()
 
