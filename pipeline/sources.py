@@ -447,7 +447,9 @@ class ClipSource:
         return True
 
     def _emit_gap(self, start: float, end: float, reason: str) -> None:
-        gap = Gap(self.spec.camera_id, wall_datetime(round(start * 1000)), wall_datetime(round(end * 1000)), reason)
+        """The gap between the frames at `start` and `end`, in whole ms rounded inwards: it never covers them."""
+        first_ms, last_ms = math.ceil(start * 1000), math.floor(end * 1000)
+        gap = Gap(self.spec.camera_id, wall_datetime(first_ms), wall_datetime(max(first_ms, last_ms)), reason)
         self._queue.put(gap)
         with self._lock:
             self._gaps += 1
