@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from pipeline.sample_media import SceneEvent, write_sample_video
-from tests.fixtures.service import running_service, wait_for_job
+from tests.fixtures.service import past_minute_unambiguous_in, running_service, wait_for_job
 
 API_KEY = "test-key-123"
 CAMERA = "lobby"
@@ -52,7 +52,7 @@ def footage(client, tmp_path_factory) -> Footage:
     media = write_sample_video(
         tmp_path_factory.mktemp("media") / "lobby.mp4", width=320, height=240, fps=10, duration=60.0, events=EVENTS
     )
-    start = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    start = past_minute_unambiguous_in(BERLIN)
     local_start = start.astimezone(BERLIN).replace(tzinfo=None).isoformat()  # naive: read in the camera's zone
     with media.path.open("rb") as file:
         response = client.post(

@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from pipeline.sample_media import SceneEvent, write_sample_video
 from services.cli import app
 from tests.fixtures.cli import OMNISIFT_COMMAND, unconfigured_env
 from tests.fixtures.network import free_port
-from tests.fixtures.service import wait_for
+from tests.fixtures.service import past_minute_unambiguous_in, wait_for
 
 API_KEY = "cli-test-key-5d1e"
 CAMERA = "gate"
@@ -114,7 +114,7 @@ def footage(served, tmp_path_factory) -> Footage:
     media = write_sample_video(
         tmp_path_factory.mktemp("media") / "gate.mp4", width=320, height=240, fps=10, duration=30.0, events=EVENTS
     )
-    start = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    start = past_minute_unambiguous_in(BERLIN)
     local_start = start.astimezone(BERLIN).replace(tzinfo=None).isoformat()
     result = omnisift(
         "ingest", str(media.path), "--camera", CAMERA, "--start-time", local_start, "--timezone", ZONE,
