@@ -121,9 +121,11 @@ class ClipAssembler:
             if self._last_video is None:
                 return  # no time reference yet
             wall = self._last_video
-        if self._audio_cursor is not None and (wall is None or wall < self._audio_cursor / SAMPLE_RATE + AUDIO_SNAP_S):
-            first = self._audio_cursor  # continuous (or overlapping): keep the waveform gapless
-        else:
+        if self._audio_cursor is not None and (
+            wall is None or abs(wall - self._audio_cursor / SAMPLE_RATE) < AUDIO_SNAP_S
+        ):
+            first = self._audio_cursor  # continuous: keep the waveform gapless
+        else:  # a gap, or the clock moved earlier (a live stream's first audio arrived late, held by probing)
             first = round(wall * SAMPLE_RATE)
         self._audio_cursor = first + n
         self.audio_until = max(self.audio_until, (first + n) / SAMPLE_RATE)

@@ -110,6 +110,29 @@ def test_audio_chunks_that_nearly_touch_are_joined_without_a_click():
     assert clip.waveform[1600:4800].all()
 
 
+def test_live_audio_held_back_by_probing_lines_up_with_video_once_packets_flow():
+    """The first 0.5 s of a live stream arrive in one burst after probing, then packets arrive as sent.
+    Each stream's clock moves earlier when live packets show the burst was late; audio placed late
+    must move back with it, or it lags the video by the burst for the whole session."""
+    assembler = ClipAssembler("cam", 2, 2.0, has_audio=True, frame_step_s=0.1)
+    video_clock, audio_clock = LiveClock(), LiveClock()
+    burst_s, latency_s, click_at = 0.5, 0.01, 1.5
+    clips = []
+    for step in range(40):  # 4 s of stream, a video frame and 0.1 s of audio per step
+        t = step / 10
+        received = T0 + max(burst_s, t + latency_s)
+        samples = np.zeros(SAMPLE_RATE // 10, np.float32)
+        if round(t, 1) == click_at:
+            samples[0] = 1.0  # a click at stream time 1.5 s, with the frame of 1.5 s
+        assembler.add_audio(audio_clock.wall(t, received), samples)
+        assembler.add_video(video_clock.wall(t, received), frame())
+        clips += assembler.ready()
+    clips += assembler.finish()
+    video_at_click = video_clock.wall(click_at, T0 + click_at + latency_s)
+    [click_wall] = [c.start.timestamp() + i / SAMPLE_RATE for c in clips for i in np.flatnonzero(c.waveform)]
+    assert abs(click_wall - video_at_click) < 0.02, f"audio is {click_wall - video_at_click:+.3f} s off the video"
+
+
 def test_a_clip_waits_for_its_audio_unless_the_audio_is_over_a_second_late():
     assembler = ClipAssembler("cam", 2, 2.0, has_audio=True, audio_grace_s=1.0)
     assembler.add_video(T0 + 0.0, frame())
