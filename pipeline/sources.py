@@ -32,7 +32,7 @@ from pipeline.errors import (
 )
 from pipeline.media_policy import MediaPolicy, OpenPlan, SourceKind, plan_source
 from pipeline.redaction import redact_url
-from pipeline.timestamps import FileClock, LiveClock
+from pipeline.timestamps import FileClock, FollowingClock, LiveClock
 from pipeline.windowing import ClipAssembler, wall_datetime
 
 logger = logging.getLogger(__name__)
@@ -305,7 +305,9 @@ class ClipSource:
                 frames_before = self._clips_and_frames()
                 with container:
                     try:
-                        self._read(container, info, assembler, LiveClock(), LiveClock(), gap_reason=gap_reason)
+                        video_clock = LiveClock()
+                        audio_clock = FollowingClock(video_clock)
+                        self._read(container, info, assembler, video_clock, audio_clock, gap_reason=gap_reason)
                         error = SourceUnavailable(f"{self.plan.display}: the stream ended (the sender closed it)")
                     except StreamStalled as exc:
                         error = exc
@@ -338,7 +340,7 @@ class ClipSource:
         info: MediaInfo,
         assembler: ClipAssembler,
         video_clock: FileClock | LiveClock,
-        audio_clock: FileClock | LiveClock,
+        audio_clock: FileClock | LiveClock | FollowingClock,
         *,
         gap_reason: str | None,
     ) -> float | None:
@@ -355,7 +357,7 @@ class ClipSource:
         info: MediaInfo,
         assembler: ClipAssembler,
         video_clock: FileClock | LiveClock,
-        audio_clock: FileClock | LiveClock,
+        audio_clock: FileClock | LiveClock | FollowingClock,
         gap_reason: str | None,
     ) -> float | None:
         live = self.plan.live

@@ -67,9 +67,11 @@ class LiveClock:
     def __init__(self, resync_s: float = 2.0) -> None:
         self.resync_s = resync_s
         self.anchor: float | None = None  # wall time of stream time 0
+        self.latest_t: float | None = None  # stream time of the newest item placed
         self.resyncs = 0
 
     def wall(self, t: float, received_at: float) -> float:
+        self.latest_t = t if self.latest_t is None else max(self.latest_t, t)
         if self.anchor is None:
             self.anchor = received_at - t
         elif received_at - (self.anchor + t) > self.resync_s:
@@ -78,3 +80,25 @@ class LiveClock:
         elif self.anchor + t > received_at:
             self.anchor = received_at - t
         return self.anchor + t
+
+
+class FollowingClock:
+    """A live stream placed on another stream's clock while their timestamps agree.
+
+    RTSP timestamps of audio and video are synchronised (by RTCP), but a sender may deliver audio later
+    than the video of the same instant; on its own arrival clock that audio would land late. So audio
+    takes the video's anchor whenever its stream time is within `max_skew_s` of the video's newest,
+    and falls back to its own arrival clock otherwise (no video yet, or unrelated timestamps).
+    """
+
+    def __init__(self, leader: LiveClock, max_skew_s: float = 1.0) -> None:
+        self.leader = leader
+        self.max_skew_s = max_skew_s
+        self.own = LiveClock()
+
+    def wall(self, t: float, received_at: float) -> float:
+        own = self.own.wall(t, received_at)  # kept current for when the streams disagree
+        leader = self.leader
+        if leader.anchor is None or leader.latest_t is None or abs(t - leader.latest_t) > self.max_skew_s:
+            return own
+        return leader.anchor + t

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from pipeline.clips import SAMPLE_RATE, ClipWindow, Gap
+from pipeline.sample_media import SceneEvent, write_sample_video
 from pipeline.sources import ClipSource, SourceSpec
 from tests.fixtures.network import free_port
 
@@ -235,5 +236,36 @@ def test_a_slow_consumer_makes_a_live_source_drop_clips_and_say_so(media_library
         assert gap.reason.startswith("dropped")
         assert gap.end - gap.start >= timedelta(seconds=2)
         recorder.clip()
+    finally:
+        source.close(timeout=10)
+
+
+def test_a_pushed_cameras_sound_and_picture_of_one_event_land_at_the_same_wall_time(
+    media_library, rtsp_publisher, tmp_path
+):
+    """A light and a beep that start together in the camera's stream start together in our clips, although
+    the sender delivers audio packets later than the video of the same instant (0.2-0.4 s, measured)."""
+    flash = (SceneEvent("object", "light", 1.0, 2.0, (255, 255, 255), ((0.5, 0.5), (0.5, 0.5)), (0.5, 0.5)),
+             SceneEvent("sound", "beep", 1.0, 2.0, frequency=1000.0, level=0.5))  # fmt: skip
+    media = write_sample_video(tmp_path / "flash.mp4", width=160, height=96, fps=10, duration=3.0, events=flash)
+    url = f"rtsp://127.0.0.1:{free_port()}/live/flash"
+    source = ClipSource(SourceSpec("flash", url, push=True, clip_seconds=2, fps=8), live_policy(media_library))
+    recorder = Recorder(source)
+    wait_for(lambda: source.status().state == "waiting", "the listener")
+    rtsp_publisher(media.path, url)
+    try:
+        clips = [recorder.clip() for _ in range(5)]  # 10 s: three loops of the 3-second file
+        frame_walls = np.concatenate([c.start.timestamp() + c.frame_times for c in clips])
+        lit = np.concatenate([c.frames[:, 40:56, 70:90].mean(axis=(1, 2, 3)) > 200 for c in clips])
+        light_on = frame_walls[1:][lit[1:] & ~lit[:-1]]
+        waveform = np.concatenate([c.waveform for c in clips])
+        loud = np.abs(waveform) > 0.2
+        quiet_before = ~np.convolve(loud, np.ones(800), "full")[: len(loud) - 1].astype(bool)  # 50 ms of quiet
+        sample_walls = clips[0].start.timestamp() + np.arange(len(waveform)) / SAMPLE_RATE
+        beep_on = sample_walls[1:][loud[1:] & quiet_before]
+        assert len(light_on) >= 2 and len(beep_on) >= 2, (light_on, beep_on)
+        offsets = np.array([beep_on[np.argmin(np.abs(beep_on - t))] - t for t in light_on])
+        # kept frames are 1/8 s apart (of a 10 fps source): a light is seen up to ~0.18 s after it starts
+        assert np.all(np.abs(offsets) < 0.25), f"sound minus picture per event: {np.round(offsets, 3)} s"
     finally:
         source.close(timeout=10)

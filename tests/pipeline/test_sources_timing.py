@@ -13,7 +13,7 @@ import pytest
 from pipeline.clips import SAMPLE_RATE
 from pipeline.redaction import redact_text
 from pipeline.sources import Backoff, SourceSpec
-from pipeline.timestamps import REPEAT_STEP_S, LiveClock, TimestampRepair
+from pipeline.timestamps import REPEAT_STEP_S, FollowingClock, LiveClock, TimestampRepair
 from pipeline.windowing import ClipAssembler, output_size
 
 T0 = 1_714_572_180.0  # 2024-05-01T14:03:00Z, a multiple of 10 s
@@ -58,6 +58,16 @@ def test_a_frame_received_before_its_computed_time_pulls_the_clock_earlier():
     clock.wall(0.0, received_at=T0 + 1.0)  # held back by probing: arrived late
     assert clock.wall(1.0, received_at=T0 + 1.4) == pytest.approx(T0 + 1.4)  # cannot be captured after arrival
     assert clock.wall(2.0, received_at=T0 + 2.5) == pytest.approx(T0 + 2.4)
+
+
+def test_audio_follows_the_video_clock_while_their_timestamps_agree():
+    video = LiveClock()
+    audio = FollowingClock(video, max_skew_s=1.0)
+    assert audio.wall(0.0, T0 + 0.2) == T0 + 0.2  # no video yet: its own arrival clock
+    video.wall(0.0, T0 + 0.1)
+    video.wall(1.0, T0 + 1.1)
+    assert audio.wall(0.6, T0 + 1.5) == pytest.approx(T0 + 0.7)  # delivered 0.8 s late, placed by the video
+    assert audio.wall(3.0, T0 + 1.6) == pytest.approx(T0 + 1.6)  # 2 s off the video's time: unrelated, own clock
 
 
 def test_the_live_clock_re_anchors_when_stream_time_falls_far_behind():
