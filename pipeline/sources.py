@@ -423,6 +423,7 @@ class ClipSource:
             has_audio=info.has_audio,
             frame_step_s=1.0 / info.frame_rate if info.frame_rate else 0.04,
             max_pixels=self.spec.max_pixels,
+            live=self.plan.live,
         )
 
     def _emit(self, clip: ClipWindow) -> bool:

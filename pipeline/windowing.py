@@ -63,6 +63,7 @@ class ClipAssembler:
         frame_step_s: float = 0.04,
         max_pixels: int | None = None,
         audio_grace_s: float = 1.0,
+        live: bool = False,
     ) -> None:
         self.camera_id = camera_id
         self.clip_seconds = clip_seconds
@@ -74,6 +75,7 @@ class ClipAssembler:
         self.frame_step_s = frame_step_s
         self.max_pixels = max_pixels
         self.audio_grace_s = audio_grace_s
+        self.live = live  # live audio may be re-placed earlier when its clock moves; file audio only continues
         self._open: dict[int, _Window] = {}  # by start_ms
         self._closed_until_ms = -math.inf  # end of the last clip handed out; older media is late and dropped
         self._last_video: float | None = None
@@ -121,11 +123,9 @@ class ClipAssembler:
             if self._last_video is None:
                 return  # no time reference yet
             wall = self._last_video
-        if self._audio_cursor is not None and (
-            wall is None or abs(wall - self._audio_cursor / SAMPLE_RATE) < AUDIO_SNAP_S
-        ):
-            first = self._audio_cursor  # continuous: keep the waveform gapless
-        else:  # a gap, or the clock moved earlier (a live stream's first audio arrived late, held by probing)
+        if self._audio_cursor is not None and (wall is None or self._continues_audio(wall)):
+            first = self._audio_cursor  # keep the waveform gapless
+        else:
             first = round(wall * SAMPLE_RATE)
         self._audio_cursor = first + n
         self.audio_until = max(self.audio_until, (first + n) / SAMPLE_RATE)
@@ -143,6 +143,13 @@ class ClipAssembler:
                     window.waveform = np.zeros(self.clip_samples, np.float32)
                 window.waveform[lo : lo + take] = samples[at : at + take]
             at += take
+
+    def _continues_audio(self, wall: float) -> bool:
+        """Whether audio at `wall` continues the previous chunk: it starts within AUDIO_SNAP_S of where that
+        ended, or anywhere before it in a file (an overlap, a timestamp reset). Live audio further back is
+        re-placed instead: its clock moved earlier (the first audio arrived late, held by probing)."""
+        behind = self._audio_cursor / SAMPLE_RATE - wall
+        return -AUDIO_SNAP_S < behind < AUDIO_SNAP_S or (behind >= AUDIO_SNAP_S and not self.live)
 
     # -- output -----------------------------------------------------------------------------------
 

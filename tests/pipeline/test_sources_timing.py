@@ -124,7 +124,7 @@ def test_live_audio_held_back_by_probing_lines_up_with_video_once_packets_flow()
     """The first 0.5 s of a live stream arrive in one burst after probing, then packets arrive as sent.
     Each stream's clock moves earlier when live packets show the burst was late; audio placed late
     must move back with it, or it lags the video by the burst for the whole session."""
-    assembler = ClipAssembler("cam", 2, 2.0, has_audio=True, frame_step_s=0.1)
+    assembler = ClipAssembler("cam", 2, 2.0, has_audio=True, frame_step_s=0.1, live=True)
     video_clock, audio_clock = LiveClock(), LiveClock()
     burst_s, latency_s, click_at = 0.5, 0.01, 1.5
     clips = []
@@ -141,6 +141,20 @@ def test_live_audio_held_back_by_probing_lines_up_with_video_once_packets_flow()
     video_at_click = video_clock.wall(click_at, T0 + click_at + latency_s)
     [click_wall] = [c.start.timestamp() + i / SAMPLE_RATE for c in clips for i in np.flatnonzero(c.waveform)]
     assert abs(click_wall - video_at_click) < 0.02, f"audio is {click_wall - video_at_click:+.3f} s off the video"
+
+
+def test_file_audio_whose_timestamps_restart_continues_instead_of_landing_in_closed_clips():
+    assembler = ClipAssembler("cam", 2, 2.0, has_audio=True, frame_step_s=0.1)  # a file (not live)
+    second = np.ones(SAMPLE_RATE, np.float32)
+    clips = []
+    for k in range(6):  # two 3-second segments joined, the second one's timestamps starting again at 0
+        t = k % 3
+        assembler.add_video(T0 + k, frame())
+        assembler.add_audio(T0 + t, second)
+        clips += assembler.ready()
+    clips += assembler.finish()
+    assert assembler.late_samples == 0
+    assert all(c.waveform.any() for c in clips)
 
 
 def test_a_clip_waits_for_its_audio_unless_the_audio_is_over_a_second_late():
