@@ -92,26 +92,29 @@ def change_share(scores: Tensor, temporal: Tensor, chunks: Tensor, threshold: fl
 class NoveltyBudget:
     """Video tokens follow novelty: a still chunk's frames keep a small share of the fixed budget.
 
-    A chunk is still when fewer than `active_share` of its temporally scored cells changed by more
-    than `change_threshold` (the event timeline's own test). The clip's first frame always keeps the
-    full budget, so every stored clip shows the scene once; chunks whose change is not measured (a
-    one-frame tail) keep it too. The paper's fixed ratios are the default; this is opt-in.
+    A chunk is still when fewer than `active_share` of its frames' cells changed by more than
+    `change_threshold` (1 - cos) against the previous frame (the event timeline's thresholds; unlike
+    STVP's ranking, a chunk's first frame is compared too, so a change between chunks counts). The
+    clip's first frame always keeps the full budget, so every stored clip shows the scene once. The
+    paper's fixed ratios are the default; this is opt-in.
     """
 
     change_threshold: float = 0.1
     active_share: float = 0.02
     still_keep: float = 0.1  # share of the fixed per-frame count a still frame keeps (at least one token)
 
-    def frame_counts(self, scores: Tensor, temporal: Tensor, frame_chunks: Tensor, full: int) -> list[int]:
-        """Tokens each frame keeps, given STVP's (F, P) scores, (F,) temporal flags and chunk ids."""
-        per_frame = scores.shape[1]
-        num_chunks = int(frame_chunks.max()) + 1 if len(frame_chunks) else 0
+    def frame_counts(self, frames: Tensor, frame_chunks: Tensor, full: int) -> list[int]:
+        """Tokens each of the (F, P, D) frames keeps, given their (F,) chunk ids and the fixed count."""
+        num_frames, per_frame = frames.shape[:2]
+        if num_frames == 0:
+            return []
+        compared = torch.arange(num_frames, device=frames.device) > 0  # frame 0 has no previous frame
         share = change_share(
-            scores.flatten(),
-            temporal.repeat_interleave(per_frame),
+            temporal_scores(frames).flatten(),
+            compared.repeat_interleave(per_frame),
             frame_chunks.repeat_interleave(per_frame),
             self.change_threshold,
-            num_chunks,
+            int(frame_chunks.max()) + 1,
         ).tolist()
         still = max(1, math.ceil(full * self.still_keep))
         return [still if f > 0 and share[c] < self.active_share else full for f, c in enumerate(frame_chunks.tolist())]
@@ -130,7 +133,7 @@ def prune_video(clip: ClipTokens, ratio: float, novelty: NoveltyBudget | None = 
         keep = keep_per_frame(scores, ratio)
     else:
         full = kept_count(scores.shape[1], ratio)
-        keep = keep_top_per_frame(scores, novelty.frame_counts(scores, temporal, frame_chunks, full))
+        keep = keep_top_per_frame(scores, novelty.frame_counts(frames, frame_chunks, full))
     return VideoSelection(
         keep=keep,
         scores=scores.flatten(),

@@ -46,10 +46,10 @@ def test_a_still_clip_keeps_one_full_frame_and_a_still_share_of_the_rest():
 
 
 def test_a_chunk_with_motion_keeps_the_full_budget_and_every_changed_cell():
-    clip = scene(10, moving={5})  # the object appears in chunk 2's second frame only
+    clip = scene(10, moving={5})  # the object shows in chunk 2's second frame only, gone in chunk 3
     result = OmniSiftCompressor(RATIOS, novelty=NoveltyBudget()).compress(clip)
     counts = torch.bincount(result.video_keep // (ROWS * COLS), minlength=10).tolist()
-    assert counts == [FULL, STILL, STILL, STILL, FULL, FULL, STILL, STILL, STILL, STILL]
+    assert counts == [FULL, STILL, STILL, STILL, FULL, FULL, FULL, FULL, STILL, STILL]
     frame5 = torch.arange(ROWS * COLS) + 5 * ROWS * COLS
     changed = frame5[result.video_scores[frame5] > 1e-6]
     assert len(changed) == 4 and torch.isin(changed, result.video_keep).all()
@@ -62,9 +62,18 @@ def test_a_busy_clip_is_compressed_exactly_as_with_fixed_ratios():
     assert torch.equal(fixed.video_keep, novelty.video_keep) and torch.equal(fixed.audio_keep, novelty.audio_keep)
 
 
-def test_a_one_frame_tail_has_no_measured_change_and_keeps_the_full_budget():
+def test_a_still_one_frame_tail_is_still_too():
     counts = kept_per_frame(OmniSiftCompressor(RATIOS, novelty=NoveltyBudget()), scene(7))
-    assert counts == [FULL, STILL, STILL, STILL, STILL, STILL, FULL]
+    assert counts == [FULL] + [STILL] * 6
+
+
+def test_a_change_between_two_chunks_makes_the_second_keep_the_full_budget():
+    clip = scene(10)
+    video = clip.frames().clone()
+    video[4:] = -video[4:]  # the scene changes between frame 3 (chunk 1) and frame 4 (chunk 2), then holds
+    changed = build_clip_tokens(video.reshape(-1, DIM), clip.grid, clip.audio.embeddings)
+    counts = kept_per_frame(OmniSiftCompressor(RATIOS, novelty=NoveltyBudget()), changed)
+    assert counts == [FULL, STILL, STILL, STILL, FULL, FULL, STILL, STILL, STILL, STILL]
 
 
 def test_the_budget_is_part_of_the_fingerprint_and_only_omnisift_takes_it():
