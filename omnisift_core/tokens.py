@@ -63,6 +63,9 @@ class TokenStream:
     def hidden_size(self) -> int:
         return self.embeddings.shape[1]
 
+    def to(self, device: torch.device) -> TokenStream:
+        return TokenStream(*(x.to(device) for x in (self.embeddings, self.positions, self.times, self.chunks)))
+
     def take(self, index: Tensor, embeddings: Tensor | None = None) -> TokenStream:
         """The tokens at `index`, keeping their original positions; `embeddings` replaces merged values."""
         return TokenStream(
@@ -95,6 +98,10 @@ class ClipTokens:
     @property
     def hidden_size(self) -> int:
         return self.video.hidden_size if len(self.video) else self.audio.hidden_size
+
+    def to(self, device: torch.device) -> ClipTokens:
+        saliency = None if self.audio_saliency is None else self.audio_saliency.to(device)
+        return ClipTokens(self.video.to(device), self.audio.to(device), self.grid, saliency)
 
     @property
     def num_chunks(self) -> int:

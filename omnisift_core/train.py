@@ -24,6 +24,8 @@ from omnisift_core.backbone.language import LanguageHalf
 from omnisift_core.backbone.prompt import ClipContext
 from omnisift_core.budget import RemovalRatios
 from omnisift_core.compressor import OmniSiftCompressor
+from omnisift_core.errors import InvalidConfig
+from omnisift_core.stvp import NoveltyBudget
 from omnisift_core.tokens import ClipTokens
 from omnisift_core.vgas import VisionGuidedAudioSelector
 
@@ -46,6 +48,11 @@ class TrainingConfig:
     epochs: int = 1
     batch_size: int = 8  # examples per optimizer step (gradients are accumulated)
     seed: int = 0  # example order
+    novelty: NoveltyBudget | None = None  # the video budget the selector will serve with
+
+    def __post_init__(self) -> None:
+        if self.ratios.audio == 0:
+            raise InvalidConfig("the audio removal ratio is 0: every audio token is kept, so nothing to learn")
 
 
 @dataclass(frozen=True)
@@ -57,11 +64,21 @@ class StepReport:
 
 
 def answer_loss(
-    language: LanguageHalf, selector: VisionGuidedAudioSelector, ratios: RemovalRatios, example: TrainingExample
+    language: LanguageHalf,
+    selector: VisionGuidedAudioSelector,
+    ratios: RemovalRatios,
+    example: TrainingExample,
+    novelty: NoveltyBudget | None = None,
 ) -> Tensor:
-    """Mean next-token cross-entropy of the answer (and its end token) over the selector-compressed clips."""
-    compressor = OmniSiftCompressor(ratios, selector=selector)
-    kept = [replace(clip, tokens=compressor.compress(_autograd_ready(clip.tokens)).kept) for clip in example.clips]
+    """Mean next-token cross-entropy of the answer (and its end token) over the selector-compressed clips.
+
+    Clips may be kept anywhere (the CPU, say, for a large set); they are moved to the model's device here.
+    """
+    compressor = OmniSiftCompressor(ratios, selector=selector, novelty=novelty)
+    kept = [
+        replace(clip, tokens=compressor.compress(_autograd_ready(clip.tokens.to(language.device))).kept)
+        for clip in example.clips
+    ]
     prompt = language.prompt(example.question, kept)
     answer = language.tokenizer.encode(example.answer, add_special_tokens=False, split_special_tokens=True)
     target = [*answer, language.ids.im_end]
@@ -82,7 +99,7 @@ def train_selector(
 ) -> list[StepReport]:
     """AdamW on the selector with a cosine schedule; the language model is frozen (not updated)."""
     if not examples:
-        raise ValueError("no training examples")
+        raise InvalidConfig("no training examples")
     language.model.requires_grad_(False)
     selector.train()
     optimizer = torch.optim.AdamW(selector.parameters(), lr=config.learning_rate)
@@ -93,7 +110,7 @@ def train_selector(
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for index in batch:
-            loss = answer_loss(language, selector, config.ratios, examples[index]) / len(batch)
+            loss = answer_loss(language, selector, config.ratios, examples[index], config.novelty) / len(batch)
             loss.backward()
             total += loss.detach().item()
         learning_rate = schedule.get_last_lr()[0]

@@ -239,8 +239,8 @@ def translate_error(
     if "Format not on whitelist" in text:
         if plan.kind is SourceKind.FILE and not _starts_as_text(plan.target):
             return InvalidMedia(
-                f"{where}: not a media file in an accepted container: FFmpeg reads it as unknown data or another "
-                f"kind of media (allowed: {plan.options.get('format_whitelist', '').replace(',', ', ')})"
+                f"{where}: not a media file FFmpeg recognises, or its container is not accepted here "
+                f"(allowed: {plan.options.get('format_whitelist', '').replace(',', ', ')})"
             )
         return ForbiddenSource(
             f"{where}: this kind of media (a playlist, or an unusual container) is not accepted from here; "

@@ -254,9 +254,11 @@ def train(
         def report(step: StepReport) -> None:
             typer.echo(f"step {step.step}/{step.steps}  loss {step.loss:.4f}  lr {step.learning_rate:.2e}")
 
-        config = TrainingConfig(settings.removal_ratios, learning_rate, epochs, batch_size, seed)
+        config = TrainingConfig(
+            settings.removal_ratios, learning_rate, epochs, batch_size, seed, settings.novelty_budget()
+        )
         train_from_manifest(settings, manifest, output, config, max_clips, report)
-        typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output}")
+        typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output.resolve()}")
 
 
 BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service")
@@ -275,7 +277,7 @@ def bench(
 
         checkout = Path(__file__).resolve().parents[1]  # the benchmarks ship with the source, not the package
         if not (checkout / "benchmarks" / f"{name}.py").is_file():
-            raise CliError("the benchmarks are scripts of the source checkout; install omnisift from it (make test)")
+            raise CliError("the benchmarks are scripts of the source checkout; install omnisift from it (make install)")
         sys.path.insert(0, str(checkout))
         sys.argv = [f"omnisift bench {name}", *ctx.args]
         runpy.run_module(f"benchmarks.{name}", run_name="__main__", alter_sys=True)

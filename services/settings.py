@@ -103,7 +103,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _novelty_needs_omnisift(self) -> Settings:
         if self.video_budget == "novelty" and self.compression_method != "omnisift":
-            raise ValueError(f"video_budget 'novelty' is an omnisift option, not one of {self.compression_method!r}")
+            raise ValueError(
+                f"video_budget 'novelty' needs compression_method 'omnisift' (got {self.compression_method!r})"
+            )
         return self
 
     @classmethod

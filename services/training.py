@@ -9,7 +9,9 @@ The result is a safetensors file under the published `thinker.compressor.*` name
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -82,6 +84,8 @@ def train_from_manifest(
     on_step: Callable[[StepReport], None] | None = None,
 ) -> list[StepReport]:
     """Encode the manifest's videos, train the selector (the configured one, else a fresh one), save it."""
+    if settings.compression_method != "omnisift":
+        raise InvalidManifest(f"compression_method is {settings.compression_method!r}: only omnisift uses a selector")
     entries = read_manifest(manifest)
     setup = model_setup(settings)
     checkpoint = setup.checkpoint
@@ -97,19 +101,32 @@ def train_from_manifest(
     )
     reports = train_selector(language, selector, examples, config, on_step)
     output.parent.mkdir(parents=True, exist_ok=True)
-    save_selector(selector, output)
+    partial = output.with_name(output.name + ".partial")  # the file being served may be the one replaced
+    save_selector(selector, partial)
+    os.replace(partial, output)
     return reports
 
 
 def _encode_video(encoder, video: Path, settings: Settings, max_clips: int) -> tuple[ClipContext, ...]:
     policy = MediaPolicy(media_roots=(video.parent,), max_duration_s=settings.max_duration_hours * 3600)
-    spec = SourceSpec(_CAMERA, str(video), clip_seconds=settings.clip_seconds, fps=settings.fps, start_time=_START)
-    windows = [item for item in ClipSource(spec, policy) if isinstance(item, ClipWindow)][:max_clips]
+    spec = SourceSpec(
+        _CAMERA,
+        str(video),
+        clip_seconds=settings.clip_seconds,
+        fps=settings.fps,
+        start_time=_START,
+        max_pixels=settings.max_frame_pixels,  # as ingest cuts them
+    )
+    source = ClipSource(spec, policy)
+    try:  # only the clips used are decoded and held
+        windows = list(itertools.islice((item for item in source if isinstance(item, ClipWindow)), max_clips))
+    finally:
+        source.close(timeout=10)
     if not windows:
         raise InvalidManifest(f"{video}: no video frames to train on")
     encoded = encoder.encode_batch([clip_media(w) for w in windows])
-    return tuple(
-        ClipContext(clip_header(window, _UTC), tokens, len(tokens.video) + len(tokens.audio))
+    return tuple(  # on the CPU: a large set would not fit the GPU; each step moves its own example there
+        ClipContext(clip_header(window, _UTC), tokens.to(torch.device("cpu")), len(tokens.video) + len(tokens.audio))
         for window, tokens in zip(windows, encoded, strict=True)
     )
 

@@ -68,7 +68,8 @@ class OmniEncoder(nn.Module):
         """Clips of any sizes in one vision pass and one audio pass (the towers separate them internally).
 
         With `audio_saliency`, each clip also carries the attention its audio tokens receive in the audio
-        tower's last layer: the saliency OmniZip ranks audio by.
+        tower's last layer: the saliency OmniZip ranks audio by. It is recorded by a hook on the shared
+        tower, so calls asking for it must not overlap (the encoder service runs one batch at a time).
         """
         patches = [patch_video(clip.frames, self.limits) for clip in clips]
         features = [self.mel(clip.waveform) for clip in clips]

@@ -28,7 +28,13 @@ def load_selector(
     selector = VisionGuidedAudioSelector(hidden)
     if weights_file is not None and weights.get("v_proj.weight", torch.empty(0, hidden)).shape[1] != hidden:
         raise ModelUnavailable(f"selector weights in {weights_file} are for another model size (not hidden {hidden})")
-    load_module_weights(selector, weights, "OmniSIFT selector")
+    try:
+        load_module_weights(selector, weights, "OmniSIFT selector")
+    except ModelUnavailable:
+        raise
+    except RuntimeError as error:  # shapes of another selector configuration
+        source = weights_file or checkpoint.source
+        raise ModelUnavailable(f"selector weights in {source} do not fit this selector: {error}") from None
     return selector.to(device or default_device()).eval()
 
 

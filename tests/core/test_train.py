@@ -120,3 +120,10 @@ def test_a_selector_file_that_is_unreadable_empty_or_for_another_size_is_refused
     save_selector(VisionGuidedAudioSelector(checkpoint.config.text_config.hidden_size * 2), bigger)
     with pytest.raises(ModelUnavailable, match="another model size"):
         load_selector(checkpoint, torch.device("cpu"), bigger)
+
+
+def test_a_selector_file_of_another_configuration_is_refused_with_a_reason(checkpoint, tmp_path):
+    other = tmp_path / "other-dim.safetensors"
+    save_selector(VisionGuidedAudioSelector(checkpoint.config.text_config.hidden_size, dim=256), other)
+    with pytest.raises(ModelUnavailable, match="do not fit this selector"):
+        load_selector(checkpoint, torch.device("cpu"), other)

@@ -79,5 +79,5 @@ def test_the_novelty_video_budget_reaches_the_compressor_and_is_omnisift_only():
     compressor = model_setup(Settings(video_budget="novelty", novelty_still_keep=0.25, change_threshold=0.2)).compressor
     assert compressor.novelty == NoveltyBudget(change_threshold=0.2, active_share=0.02, still_keep=0.25)
     assert model_setup(Settings()).compressor.novelty is None
-    with pytest.raises(ValidationError, match="omnisift option"):
+    with pytest.raises(ValidationError, match="needs compression_method 'omnisift'"):
         Settings(video_budget="novelty", compression_method="omnizip")

@@ -85,3 +85,13 @@ def test_a_manifest_that_is_missing_or_has_no_examples_is_refused(tmp_path):
     assert "no such manifest" in omnisift("train", str(tmp_path / "none.jsonl"), "-o", "x").stderr
     empty = write_manifest(tmp_path, [""])
     assert "no examples" in omnisift("train", str(empty), "-o", "x").stderr
+
+
+def test_train_refuses_a_method_without_a_selector_and_a_preset_that_keeps_all_audio(videos, tmp_path):
+    manifest = write_manifest(videos, [{"video": "clips/walk.mp4", "answer": "A person walks."}])
+    output = tmp_path / "selector.safetensors"
+    result = omnisift("train", str(manifest), "-o", str(output), env={"OMNISIFT_COMPRESSION_METHOD": "dycoke"})
+    assert result.exit_code == 1 and "only omnisift uses a selector" in result.stderr
+    result = omnisift("train", str(manifest), "-o", str(output), env={"OMNISIFT_COMPRESSION_PRESET": "100%"})
+    assert result.exit_code == 1 and "nothing to learn" in result.stderr
+    assert not output.exists()
