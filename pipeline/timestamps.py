@@ -87,18 +87,20 @@ class FollowingClock:
 
     RTSP timestamps of audio and video are synchronised (by RTCP), but a sender may deliver audio later
     than the video of the same instant; on its own arrival clock that audio would land late. So audio
-    takes the video's anchor whenever its stream time is within `max_skew_s` of the video's newest,
-    and falls back to its own arrival clock otherwise (no video yet, or unrelated timestamps).
+    takes the video's anchor once its stream time is within `max_skew_s` of the video's newest, and
+    keeps it until they are twice that apart (no flapping between two placements); otherwise (no video
+    yet, or unrelated timestamps) it uses its own arrival clock.
     """
 
     def __init__(self, leader: LiveClock, max_skew_s: float = 1.0) -> None:
         self.leader = leader
         self.max_skew_s = max_skew_s
         self.own = LiveClock()
+        self.following = False
 
     def wall(self, t: float, received_at: float) -> float:
         own = self.own.wall(t, received_at)  # kept current for when the streams disagree
         leader = self.leader
-        if leader.anchor is None or leader.latest_t is None or abs(t - leader.latest_t) > self.max_skew_s:
-            return own
-        return leader.anchor + t
+        limit = self.max_skew_s * (2.0 if self.following else 1.0)
+        self.following = leader.anchor is not None and leader.latest_t is not None and abs(t - leader.latest_t) <= limit
+        return leader.anchor + t if self.following else own

@@ -19,6 +19,11 @@ from pipeline.windowing import ClipAssembler, output_size
 T0 = 1_714_572_180.0  # 2024-05-01T14:03:00Z, a multiple of 10 s
 
 
+def at(seconds: float):
+    """Wall time T0 + seconds, to the microsecond (pytest.approx's relative default is minutes at epoch scale)."""
+    return pytest.approx(T0 + seconds, abs=1e-6)
+
+
 def frame(value: int = 0, width: int = 32, height: int = 16) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(np.full((height, width, 3), value, np.uint8), format="rgb24")
 
@@ -50,14 +55,14 @@ def test_a_timestamp_reset_continues_the_timeline_instead_of_jumping_back():
 def test_the_live_clock_starts_at_the_receive_time_of_the_first_frame():
     clock = LiveClock()
     assert clock.wall(7.0, received_at=T0 + 0.5) == T0 + 0.5
-    assert clock.wall(7.1, received_at=T0 + 0.63) == pytest.approx(T0 + 0.6)  # jitter: stream time wins
+    assert clock.wall(7.1, received_at=T0 + 0.63) == at(0.6)  # jitter: stream time wins
 
 
 def test_a_frame_received_before_its_computed_time_pulls_the_clock_earlier():
     clock = LiveClock()
     clock.wall(0.0, received_at=T0 + 1.0)  # held back by probing: arrived late
-    assert clock.wall(1.0, received_at=T0 + 1.4) == pytest.approx(T0 + 1.4)  # cannot be captured after arrival
-    assert clock.wall(2.0, received_at=T0 + 2.5) == pytest.approx(T0 + 2.4)
+    assert clock.wall(1.0, received_at=T0 + 1.4) == at(1.4)  # cannot be captured after arrival
+    assert clock.wall(2.0, received_at=T0 + 2.5) == at(2.4)
 
 
 def test_audio_follows_the_video_clock_while_their_timestamps_agree():
@@ -66,15 +71,17 @@ def test_audio_follows_the_video_clock_while_their_timestamps_agree():
     assert audio.wall(0.0, T0 + 0.2) == T0 + 0.2  # no video yet: its own arrival clock
     video.wall(0.0, T0 + 0.1)
     video.wall(1.0, T0 + 1.1)
-    assert audio.wall(0.6, T0 + 1.5) == pytest.approx(T0 + 0.7)  # delivered 0.8 s late, placed by the video
-    assert audio.wall(3.0, T0 + 1.6) == pytest.approx(T0 + 1.6)  # 2 s off the video's time: unrelated, own clock
+    assert audio.wall(0.6, T0 + 1.5) == at(0.7)  # delivered 0.8 s late, placed by the video
+    assert audio.wall(2.5, T0 + 1.6) == at(2.6)  # 1.5 s off: still following (hysteresis)
+    assert audio.wall(3.5, T0 + 1.7) == at(1.7)  # 2.5 s off the video's time: own clock
+    assert audio.wall(2.5, T0 + 1.8) == at(0.7)  # 1.5 s off: not close enough to follow again
 
 
 def test_the_live_clock_re_anchors_when_stream_time_falls_far_behind():
     clock = LiveClock(resync_s=2.0)
     clock.wall(100.0, received_at=T0)
-    assert clock.wall(100.1, received_at=T0 + 1.9) == pytest.approx(T0 + 0.1)  # within tolerance: kept
-    assert clock.wall(0.0, received_at=T0 + 5.0) == pytest.approx(T0 + 5.0)  # reset stream time
+    assert clock.wall(100.1, received_at=T0 + 1.9) == at(0.1)  # within tolerance: kept
+    assert clock.wall(0.0, received_at=T0 + 5.0) == at(5.0)  # reset stream time
     assert clock.resyncs == 1
 
 
