@@ -64,7 +64,12 @@ class TokenStream:
         return self.embeddings.shape[1]
 
     def to(self, device: torch.device) -> TokenStream:
-        return TokenStream(*(x.to(device) for x in (self.embeddings, self.positions, self.times, self.chunks)))
+        return TokenStream(
+            embeddings=self.embeddings.to(device),
+            positions=self.positions.to(device),
+            times=self.times.to(device),
+            chunks=self.chunks.to(device),
+        )
 
     def take(self, index: Tensor, embeddings: Tensor | None = None) -> TokenStream:
         """The tokens at `index`, keeping their original positions; `embeddings` replaces merged values."""

@@ -32,7 +32,7 @@ from pipeline.errors import (
 )
 from pipeline.media_policy import MediaPolicy, OpenPlan, SourceKind, plan_source
 from pipeline.redaction import redact_url
-from pipeline.timestamps import FileClock, FollowingClock, LiveClock
+from pipeline.timestamps import FileClock, FollowingClock, LiveClock, WallClock
 from pipeline.windowing import ClipAssembler, wall_datetime
 
 logger = logging.getLogger(__name__)
@@ -339,8 +339,8 @@ class ClipSource:
         container: av.container.InputContainer,
         info: MediaInfo,
         assembler: ClipAssembler,
-        video_clock: FileClock | LiveClock,
-        audio_clock: FileClock | LiveClock | FollowingClock,
+        video_clock: WallClock,
+        audio_clock: WallClock,
         *,
         gap_reason: str | None,
     ) -> float | None:
@@ -356,8 +356,8 @@ class ClipSource:
         decoder: MediaDecoder,
         info: MediaInfo,
         assembler: ClipAssembler,
-        video_clock: FileClock | LiveClock,
-        audio_clock: FileClock | LiveClock | FollowingClock,
+        video_clock: WallClock,
+        audio_clock: WallClock,
         gap_reason: str | None,
     ) -> float | None:
         live = self.plan.live

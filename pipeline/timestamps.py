@@ -6,6 +6,8 @@ stream's from the receive time of its first frame plus stream time.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 REPEAT_STEP_S = 1e-3  # a frame repeating the previous timestamp is placed just after it
 
 
@@ -43,6 +45,12 @@ class TimestampRepair:
                     out = self.last + REPEAT_STEP_S
         self.last = out
         return out
+
+
+class WallClock(Protocol):
+    """Puts a stream time (s) on the wall clock (epoch s), given when its packet was received."""
+
+    def wall(self, t: float, received_at: float) -> float: ...
 
 
 class FileClock:

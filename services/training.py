@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import torch
 
-from omnisift_core.backbone import ClipContext, load_encoder, load_language, load_selector
+from omnisift_core.backbone import ClipContext, load_encoder, load_language
 from omnisift_core.errors import OmniSiftError
 from omnisift_core.train import StepReport, TrainingConfig, TrainingExample, save_selector, train_selector
 from omnisift_core.vgas import VisionGuidedAudioSelector
@@ -96,7 +96,7 @@ def train_from_manifest(
     ]
     del encoder  # frozen and done: free its memory before the language model loads
     language = load_language(checkpoint, setup.device)
-    selector = load_selector(checkpoint, setup.device, settings.selector_weights) or _fresh_selector(
+    selector = setup.compressor.selector or _fresh_selector(  # model_setup loaded the configured one
         checkpoint.config.text_config.hidden_size, setup.device, config.seed
     )
     reports = train_selector(language, selector, examples, config, on_step)
@@ -132,5 +132,6 @@ def _encode_video(encoder, video: Path, settings: Settings, max_clips: int) -> t
 
 
 def _fresh_selector(hidden_size: int, device: torch.device, seed: int) -> VisionGuidedAudioSelector:
-    torch.manual_seed(seed)
-    return VisionGuidedAudioSelector(hidden_size).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, without reseeding the caller's RNG
+        torch.manual_seed(seed)
+        return VisionGuidedAudioSelector(hidden_size).to(device)

@@ -115,14 +115,7 @@ class Checkpoint:
         if self.source.is_tiny:
             state = tiny_thinker(self.source.seed).state_dict()
             return {k: v for k, v in state.items() if k.startswith(prefixes)}
-        selected: dict[str, Tensor] = {}
-        for file in self._weight_files():
-            with safe_open(file, framework="pt") as handle:
-                for key in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
-                    name = canonical_key(key)
-                    if name is not None and name.startswith(prefixes):
-                        selected[name] = handle.get_tensor(key)
-        return selected
+        return read_weights(self._weight_files(), prefixes)
 
     def _weight_files(self) -> list[Path]:
         files = sorted(self.source.path.glob("*.safetensors"))
@@ -146,6 +139,18 @@ class Checkpoint:
             )
             if missing:
                 raise ModelUnavailable(f"{path} is incomplete: missing weight files {', '.join(missing)}")
+
+
+def read_weights(files: list[Path], prefixes: tuple[str, ...]) -> dict[str, Tensor]:
+    """Canonical-keyed tensors of safetensors `files` whose key starts with one of `prefixes` (only those are read)."""
+    selected: dict[str, Tensor] = {}
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+                name = canonical_key(key)
+                if name is not None and name.startswith(prefixes):
+                    selected[name] = handle.get_tensor(key)
+    return selected
 
 
 def load_module_weights(module: torch.nn.Module, weights: dict[str, Tensor], what: str) -> None:

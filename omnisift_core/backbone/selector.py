@@ -6,9 +6,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
 
-from omnisift_core.backbone.checkpoint import Checkpoint, canonical_key, default_device, load_module_weights
+from omnisift_core.backbone.checkpoint import Checkpoint, default_device, load_module_weights, read_weights
 from omnisift_core.errors import ModelUnavailable
 from omnisift_core.vgas import VisionGuidedAudioSelector
 
@@ -40,11 +39,9 @@ def load_selector(
 
 def _file_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
-        raw = load_file(str(path))
+        weights = read_weights([path], ("compressor.",))
     except (OSError, SafetensorError) as error:
         raise ModelUnavailable(f"cannot read selector weights {path}: {error}") from error
-    weights = {name: value for key, value in raw.items() if (name := canonical_key(key)) is not None}
-    selector = {key: value for key, value in weights.items() if key.startswith("compressor.")}
-    if not selector:
+    if not weights:
         raise ModelUnavailable(f"{path} holds no selector weights (keys thinker.compressor.*)")
-    return selector
+    return weights
