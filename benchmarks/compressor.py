@@ -12,8 +12,9 @@ import time
 import torch
 
 from omnisift_core.baselines import build_compressor
-from omnisift_core.budget import PRESETS
-from omnisift_core.tokens import VideoGrid, build_clip_tokens
+from omnisift_core.config import PRESETS
+from omnisift_core.layout import VideoGrid
+from omnisift_core.tokens import build_clip_tokens
 from omnisift_core.vgas import VisionGuidedAudioSelector
 
 HIDDEN_7B = 3584

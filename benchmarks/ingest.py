@@ -21,9 +21,9 @@ from pathlib import Path
 
 import av
 
-from pipeline.media_policy import MediaPolicy
-from pipeline.sample_media import write_sample_video
-from pipeline.sources import ClipSource, SourceSpec
+from pipeline.ingest.media_policy import MediaPolicy
+from pipeline.ingest.sample_media import write_sample_video
+from pipeline.ingest.sources import ClipSource, SourceSpec
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 SCENES = {"static": 0.0, "grain": 4.0}  # sensor-noise sigma, pixel levels

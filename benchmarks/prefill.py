@@ -18,9 +18,10 @@ from omnisift_core.backbone.language import LanguageHalf, OmniLanguageModel
 from omnisift_core.backbone.prompt import ClipContext, SpecialIds
 from omnisift_core.backbone.tiny import tiny_thinker_config, tiny_tokenizer
 from omnisift_core.baselines import build_compressor
-from omnisift_core.budget import PRESETS
+from omnisift_core.config import PRESETS
+from omnisift_core.layout import VideoGrid
 from omnisift_core.media import smart_resize
-from omnisift_core.tokens import VideoGrid, build_clip_tokens
+from omnisift_core.tokens import build_clip_tokens
 
 
 def mid_size_language(hidden: int, layers: int) -> LanguageHalf:

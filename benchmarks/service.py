@@ -52,13 +52,13 @@ import torch
 from omnisift_core.backbone import ClipContext, LanguageHalf, load_encoder, load_language
 from omnisift_core.backbone.prompt import Prompt
 from pipeline.clips import ClipWindow
-from pipeline.redis_connection import RedisConfig, connect
-from pipeline.sample_media import write_sample_video
-from pipeline.sources import ClipSource, SourceSpec
-from pipeline.store import AnchorStore
-from services.encoder import clip_media
+from pipeline.ingest.encoder_input import clip_media
+from pipeline.ingest.sample_media import write_sample_video
+from pipeline.ingest.sources import ClipSource, SourceSpec
+from pipeline.query.wording import clip_header
+from pipeline.store.anchor_store import AnchorStore
+from pipeline.store.connection import RedisConfig, connect
 from services.models import model_setup
-from services.queries import clip_header
 from services.runtime import run_service
 from services.settings import Settings
 

@@ -20,14 +20,16 @@ from pathlib import Path
 
 import torch
 
-from omnisift_core.budget import PRESETS
 from omnisift_core.compressor import OmniSiftCompressor
-from omnisift_core.stvp import NoveltyBudget
-from omnisift_core.tokens import VideoGrid, build_clip_tokens
+from omnisift_core.config import PRESETS, NoveltyBudget
+from omnisift_core.layout import VideoGrid
+from omnisift_core.tokens import build_clip_tokens
+from pipeline.ingest.scoring import score_clip
 from pipeline.records import ClipRecord
-from pipeline.redis_connection import RedisConfig, connect
-from pipeline.store import AnchorStore, RetentionPolicy, StoreConfig, dequantize_int8, quantize_int8
-from pipeline.timeline import score_clip
+from pipeline.store.anchor_store import AnchorStore
+from pipeline.store.codec import dequantize_int8, quantize_int8
+from pipeline.store.config import RetentionPolicy, StoreConfig
+from pipeline.store.connection import RedisConfig, connect
 
 HIDDEN_7B = 3584
 GRID = VideoGrid(frames=10, rows=16, cols=20)
@@ -57,7 +59,9 @@ def records(count: int, compressor: OmniSiftCompressor, fingerprint: str) -> lis
         start = T0 + timedelta(seconds=CLIP_SECONDS * i)
         end = start + timedelta(seconds=CLIP_SECONDS)
         scores = score_clip(compression, start, end, waveform=None)
-        out.append(ClipRecord.from_compression("bench", start, end, compression, fingerprint, scores, False))
+        out.append(
+            ClipRecord("bench", start, end, compression.kept, fingerprint, compression.source_counts, scores, False)
+        )
     return out
 
 

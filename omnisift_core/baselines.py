@@ -2,7 +2,7 @@
 
 full keeps everything; random drops uniformly at the same per-frame and per-chunk counts; DyCoke is
 its temporal-merge stage (video only, audio thinned uniformly in time); OmniZip is training-free and
-audio-guided (METHOD.md, "Baselines an honest comparison needs").
+audio-guided (docs/architecture.md, "Baselines").
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from omnisift_core.budget import (
-    RemovalRatios,
     evenly_spaced,
     keep_per_group,
     kept_count,
     top_k_sorted,
 )
 from omnisift_core.compressor import Compression, OmniSiftCompressor, TokenCompressor, assemble
+from omnisift_core.config import RemovalRatios
 from omnisift_core.errors import InvalidConfig
 from omnisift_core.ste import straight_through_mask
 from omnisift_core.stvp import (

@@ -1,43 +1,11 @@
-"""Removal ratios and the token counts they imply, shared by OmniSIFT and every baseline."""
+"""The token counts removal ratios imply, and top-k helpers, shared by OmniSIFT and every baseline."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-
-from omnisift_core.errors import InvalidConfig
-
-
-@dataclass(frozen=True)
-class RemovalRatios:
-    """Shares of tokens removed: rho_v of video, rho_a of audio, each in [0, 1)."""
-
-    video: float
-    audio: float
-
-    def __post_init__(self) -> None:
-        for name, value in (("video", self.video), ("audio", self.audio)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value < 1.0):
-                raise InvalidConfig(f"{name} removal ratio must be in [0, 1), got {value!r}")
-
-    @classmethod
-    def from_preset(cls, name: str) -> RemovalRatios:
-        try:
-            return PRESETS[name]
-        except KeyError:
-            raise InvalidConfig(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
-
-
-# The paper's operating points, named by the share of all tokens kept.
-PRESETS: dict[str, RemovalRatios] = {
-    "100%": RemovalRatios(video=0.0, audio=0.0),
-    "35%": RemovalRatios(video=0.67, audio=0.4),
-    "25%": RemovalRatios(video=0.77, audio=0.5),
-}
 
 
 def kept_count(n: int, ratio: float) -> int:

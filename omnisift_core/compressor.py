@@ -6,14 +6,15 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
-from omnisift_core.budget import RemovalRatios
+from omnisift_core.config import NoveltyBudget, RemovalRatios
 from omnisift_core.errors import InvalidTokens
 from omnisift_core.ste import gather_kept
-from omnisift_core.stvp import NoveltyBudget, VideoSelection, prune_video
+from omnisift_core.stvp import VideoSelection, prune_video
 from omnisift_core.tokens import ClipTokens
 from omnisift_core.vgas import AudioSelection, VisionGuidedAudioSelector, select_audio, training_free_scores
 
@@ -105,7 +106,7 @@ class OmniSiftCompressor(TokenCompressor):
     """STVP on every chunk's frames, then VGAS on every chunk's audio against the kept video.
 
     With `selector` None the audio is scored training-free (see `vgas.training_free_scores`); with
-    `novelty`, still chunks keep fewer video tokens (see `stvp.NoveltyBudget`).
+    `novelty`, still chunks keep fewer video tokens (see `config.NoveltyBudget`).
     Clips in a batch share one selector call.
     """
 
@@ -124,8 +125,9 @@ class OmniSiftCompressor(TokenCompressor):
         self.selector = selector
         self.novelty = novelty
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """Hashes the selector's weights once, on first use: a serving selector is frozen."""
         budget = "" if self.novelty is None else f":{self.novelty.fingerprint}"
         if self.selector is None:
             return f"{super().fingerprint}{budget}:training-free"

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import WhisperFeatureExtractor
 
+from omnisift_core.config import FrameLimits
 from omnisift_core.errors import InvalidConfig, InvalidTokens
 
 PATCH_SIZE = 14
@@ -27,20 +28,6 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SAMPLE_RATE = 16_000
 MAX_AUDIO_SECONDS = 30  # the Whisper feature extractor's window; clips are at most this long
-
-
-@dataclass(frozen=True)
-class FrameLimits:
-    """Pixel bounds a frame is resized into. The paper caps a frame at 320 * 28 * 28 pixels."""
-
-    min_pixels: int = 128 * FACTOR * FACTOR  # Qwen2.5-Omni processor default
-    max_pixels: int = 320 * FACTOR * FACTOR
-
-    def __post_init__(self) -> None:
-        if not FACTOR * FACTOR <= self.min_pixels <= self.max_pixels:
-            raise InvalidConfig(
-                f"need {FACTOR * FACTOR} <= min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}"
-            )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""STVP: parameter-free spatio-temporal video pruning, per 2-second chunk (METHOD.md, stage 1).
+"""STVP: parameter-free spatio-temporal video pruning, per 2-second chunk (docs/architecture.md, "The method": stage 1).
 
 The first frame of a chunk is scored spatially (distance from its own mean: background scores low);
 every later frame of the chunk temporally (distance from the same cell of the unpruned previous frame:
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from omnisift_core.budget import kept_count, top_k_sorted
+from omnisift_core.config import NoveltyBudget
 from omnisift_core.tokens import ClipTokens
 
 
@@ -88,40 +89,26 @@ def change_share(scores: Tensor, temporal: Tensor, chunks: Tensor, threshold: fl
     return torch.where(scored > 0, share, torch.full_like(share, float("nan")))
 
 
-@dataclass(frozen=True)
-class NoveltyBudget:
-    """Video tokens follow novelty: a still chunk's frames keep a small share of the fixed budget.
+def novelty_frame_counts(budget: NoveltyBudget, frames: Tensor, frame_chunks: Tensor, full: int) -> list[int]:
+    """Tokens each of the (F, P, D) frames keeps under `budget`, given their (F,) chunk ids and the fixed count.
 
-    A chunk is still when fewer than `active_share` of its frames' cells changed by more than
-    `change_threshold` (1 - cos) against the previous frame (the event timeline's thresholds; unlike
-    STVP's ranking, a chunk's first frame is compared too, so a change between chunks counts). The
-    clip's first frame always keeps the full budget, so every stored clip shows the scene once. The
-    paper's fixed ratios are the default; this is opt-in.
+    Unlike STVP's ranking, a chunk's first frame is compared with the previous frame too, so a change
+    between chunks counts; frame 0 has no previous frame and keeps the full count.
     """
-
-    change_threshold: float = 0.1
-    active_share: float = 0.02
-    still_keep: float = 0.1  # share of the fixed per-frame count a still frame keeps (at least one token)
-
-    def frame_counts(self, frames: Tensor, frame_chunks: Tensor, full: int) -> list[int]:
-        """Tokens each of the (F, P, D) frames keeps, given their (F,) chunk ids and the fixed count."""
-        num_frames, per_frame = frames.shape[:2]
-        if num_frames == 0:
-            return []
-        compared = torch.arange(num_frames, device=frames.device) > 0  # frame 0 has no previous frame
-        share = change_share(
-            temporal_scores(frames).flatten(),
-            compared.repeat_interleave(per_frame),
-            frame_chunks.repeat_interleave(per_frame),
-            self.change_threshold,
-            int(frame_chunks.max()) + 1,
-        ).tolist()
-        still = max(1, math.ceil(full * self.still_keep))
-        return [still if f > 0 and share[c] < self.active_share else full for f, c in enumerate(frame_chunks.tolist())]
-
-    @property
-    def fingerprint(self) -> str:
-        return f"novelty(c={self.change_threshold:g},a={self.active_share:g},k={self.still_keep:g})"
+    num_frames, per_frame = frames.shape[:2]
+    if num_frames == 0:
+        return []
+    compared = torch.arange(num_frames, device=frames.device) > 0  # frame 0 has no previous frame
+    share = change_share(
+        temporal_scores(frames).flatten(),
+        compared.repeat_interleave(per_frame),
+        frame_chunks.repeat_interleave(per_frame),
+        budget.change.change_threshold,
+        int(frame_chunks.max()) + 1,
+    ).tolist()
+    still = max(1, math.ceil(full * budget.still_keep))
+    active = budget.change.active_share
+    return [still if f > 0 and share[c] < active else full for f, c in enumerate(frame_chunks.tolist())]
 
 
 def prune_video(clip: ClipTokens, ratio: float, novelty: NoveltyBudget | None = None) -> VideoSelection:
@@ -133,7 +120,7 @@ def prune_video(clip: ClipTokens, ratio: float, novelty: NoveltyBudget | None = 
         keep = keep_per_frame(scores, ratio)
     else:
         full = kept_count(scores.shape[1], ratio)
-        keep = keep_top_per_frame(scores, novelty.frame_counts(frames, frame_chunks, full))
+        keep = keep_top_per_frame(scores, novelty_frame_counts(novelty, frames, frame_chunks, full))
     return VideoSelection(
         keep=keep,
         scores=scores.flatten(),

@@ -14,28 +14,12 @@ import torch
 from torch import Tensor
 
 from omnisift_core.errors import InvalidTokens
-
-POSITIONS_PER_SECOND = 25  # Qwen2.5-Omni `position_id_per_seconds`
-SECONDS_PER_CHUNK = 2  # Qwen2.5-Omni `seconds_per_chunk`
-POSITIONS_PER_CHUNK = POSITIONS_PER_SECOND * SECONDS_PER_CHUNK
-AUDIO_TOKENS_PER_SECOND = 25
-
-
-@dataclass(frozen=True)
-class VideoGrid:
-    """The merged video token grid of a whole clip: frames x rows x cols (one frame per temporal patch)."""
-
-    frames: int
-    rows: int
-    cols: int
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.rows * self.cols
-
-    @property
-    def num_tokens(self) -> int:
-        return self.frames * self.tokens_per_frame
+from omnisift_core.layout import (
+    AUDIO_TOKENS_PER_SECOND,
+    POSITIONS_PER_CHUNK,
+    POSITIONS_PER_SECOND,
+    VideoGrid,
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""STE training of the OmniSIFT selector (METHOD.md, "Straight-through estimator").
+"""STE training of the OmniSIFT selector (docs/architecture.md, "Training the selector").
 
 Examples arrive already encoded (the vision and audio encoders are frozen, so a clip is encoded once).
 Each step compresses the clips with the selector, puts the kept tokens into the answer prompt and
@@ -22,10 +22,9 @@ from torch import Tensor
 
 from omnisift_core.backbone.language import LanguageHalf
 from omnisift_core.backbone.prompt import ClipContext
-from omnisift_core.budget import RemovalRatios
 from omnisift_core.compressor import OmniSiftCompressor
+from omnisift_core.config import NoveltyBudget, RemovalRatios
 from omnisift_core.errors import InvalidConfig
-from omnisift_core.stvp import NoveltyBudget
 from omnisift_core.tokens import ClipTokens
 from omnisift_core.vgas import VisionGuidedAudioSelector
 

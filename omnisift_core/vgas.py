@@ -1,4 +1,4 @@
-"""VGAS: vision-guided audio selection, per 2-second chunk (METHOD.md, stage 2).
+"""VGAS: vision-guided audio selection, per 2-second chunk (docs/architecture.md, "The method": stage 2).
 
 Each chunk's audio tokens query that chunk's visual anchors (the video tokens STVP kept); a score per
 audio token decides which survive. Scores come from the learned selector (the paper's only new weights)

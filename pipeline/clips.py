@@ -7,6 +7,8 @@ from datetime import datetime
 
 import numpy as np
 
+from pipeline.identifiers import clip_id_of
+
 SAMPLE_RATE = 16_000  # Hz, what the audio encoder expects
 
 
@@ -36,7 +38,7 @@ class ClipWindow:
 
     @property
     def clip_id(self) -> str:
-        return f"{self.camera_id}@{self.start_ms}"
+        return clip_id_of(self.camera_id, self.start_ms)
 
     @property
     def clip_seconds(self) -> float:

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-from omnisift_core.compressor import Compression
-from omnisift_core.tokens import SECONDS_PER_CHUNK, ClipTokens, VideoGrid
-from pipeline.store_errors import InvalidRecord
+from omnisift_core.layout import SECONDS_PER_CHUNK, VideoGrid
+from pipeline.errors import InvalidRecord
+from pipeline.identifiers import check_camera_id, clip_id_of
+
+if TYPE_CHECKING:
+    from omnisift_core.tokens import ClipTokens
 
 SCHEMA_VERSION = 1
-CAMERA_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-def check_camera_id(camera_id: str) -> str:
-    """Camera ids become part of Redis keys and clip ids: letters, digits, '_', '.', '-', at most 64."""
-    if not isinstance(camera_id, str) or not CAMERA_ID_PATTERN.match(camera_id):
-        raise InvalidRecord(
-            f"camera id {camera_id!r} is not allowed: use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return camera_id
 
 
 def to_ms(instant: datetime) -> int:
@@ -34,18 +26,6 @@ def to_ms(instant: datetime) -> int:
 
 def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-
-
-def clip_id_of(camera_id: str, start_ms: int) -> str:
-    return f"{camera_id}@{start_ms}"
-
-
-def parse_clip_id(clip_id: str) -> tuple[str, int]:
-    """'lobby@1710425000000' -> ('lobby', 1710425000000)."""
-    camera_id, sep, start = clip_id.rpartition("@")
-    if not sep or not start.lstrip("-").isdigit():
-        raise InvalidRecord(f"clip id {clip_id!r} is not of the form '<camera_id>@<start_ms>'")
-    return check_camera_id(camera_id), int(start)
 
 
 def chunk_count(start: datetime, end: datetime) -> int:
@@ -86,6 +66,7 @@ class ClipRecord:
     source_counts: tuple[int, int]  # (video, audio) tokens before compression
     scores: ChunkScores
     has_audio: bool = True
+    noise_floor_dbfs: float | None = None  # the camera's audio noise floor after this clip (None: unmeasured)
 
     def __post_init__(self) -> None:
         check_camera_id(self.camera_id)
@@ -101,28 +82,6 @@ class ClipRecord:
                 f"a {self.duration.total_seconds():g} s clip has {self.num_chunks} chunks, "
                 f"but {len(self.scores.activity)} chunk scores were given"
             )
-
-    @classmethod
-    def from_compression(
-        cls,
-        camera_id: str,
-        start: datetime,
-        end: datetime,
-        compression: Compression,
-        fingerprint: str,
-        scores: ChunkScores,
-        has_audio: bool = True,
-    ) -> ClipRecord:
-        return cls(
-            camera_id=camera_id,
-            start=start,
-            end=end,
-            tokens=compression.kept,
-            fingerprint=fingerprint,
-            source_counts=compression.source_counts,
-            scores=scores,
-            has_audio=has_audio,
-        )
 
     @property
     def start_ms(self) -> int:
@@ -161,6 +120,7 @@ class ClipMeta:
     scores: ChunkScores
     has_audio: bool
     stored_bytes: int  # payload bytes of the record (embeddings, scales, positions, times, chunk ids, metadata)
+    noise_floor_dbfs: float | None = None  # the camera's audio noise floor after this clip
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -213,6 +173,7 @@ class ClipMeta:
             "audio_salience": list(self.scores.audio_salience),
             "has_audio": self.has_audio,
             "stored_bytes": self.stored_bytes,
+            "noise_floor_dbfs": self.noise_floor_dbfs,
             **self.extra,
         }
 
@@ -221,6 +182,7 @@ class ClipMeta:
         known = {
             "schema", "clip_id", "camera_id", "start_ms", "end_ms", "fingerprint", "encoding", "hidden_size",
             "grid", "source_counts", "kept_counts", "activity", "audio_salience", "has_audio", "stored_bytes",
+            "noise_floor_dbfs",
         }  # fmt: skip
         return cls(
             camera_id=data["camera_id"],
@@ -235,6 +197,7 @@ class ClipMeta:
             scores=ChunkScores(tuple(data["activity"]), tuple(data["audio_salience"])),
             has_audio=bool(data["has_audio"]),
             stored_bytes=int(data["stored_bytes"]),
+            noise_floor_dbfs=data.get("noise_floor_dbfs"),
             schema=int(data["schema"]),
             extra={k: v for k, v in data.items() if k not in known},
         )

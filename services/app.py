@@ -1,4 +1,4 @@
-"""The Ray Serve application, wired in one place (DESIGN.md, "Data flow"):
+"""The Ray Serve application, wired in one place (docs/architecture.md, "Data flow"):
 
     HTTP -> Gateway -+-> Ingest (one worker per camera / file job) -> EncoderCompressor -> anchor store (Redis)
                      +-> Answerer (language half; only when answers come from the LLM)
@@ -11,10 +11,10 @@ from __future__ import annotations
 from ray import serve
 from ray.serve import Application
 
-from services.answerer import Answerer
-from services.encoder import EncoderCompressor
-from services.gateway import Gateway
-from services.ingest import Ingest
+from services.deployments.answerer import Answerer
+from services.deployments.encoder import EncoderCompressor
+from services.deployments.gateway import Gateway
+from services.deployments.ingest import Ingest
 from services.settings import DeploymentOptions, Settings
 from services.telemetry import otel_environment
 
@@ -32,7 +32,7 @@ def build_app(settings: Settings) -> Application:
     encoder = _deployment(EncoderCompressor, settings.encoder).bind(settings)
     ingest = _deployment(Ingest, settings.ingest).bind(settings, encoder)
     answerer = _deployment(Answerer, settings.answerer).bind(settings) if settings.answers_with_llm else None
-    return _deployment(Gateway, settings.gateway).bind(settings, ingest, answerer)
+    return _deployment(serve.ingress()(Gateway), settings.gateway).bind(settings, ingest, answerer)
 
 
 def app_builder(args: dict[str, str]) -> Application:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.ingest import CameraStatus
+from services.deployments.ingest import CameraStatus
 
 
 class Metrics:

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from ray import serve
 
 from omnisift_core.errors import InvalidConfig
-from pipeline.redis_connection import connect
+from pipeline.store.connection import connect
 from services.app import build_app
 from services.settings import Settings
 

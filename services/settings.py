@@ -1,5 +1,7 @@
 """One settings object for the CLI, the deployments and docker-compose: environment, then a YAML file, then defaults.
 
+It and the config types it builds are torch-free, so client commands load without the model stack.
+
 Environment variables are `OMNISIFT_<FIELD>` (nested: `OMNISIFT_ENCODER__NUM_GPUS=1`), plus the standard
 `REDIS_URL` and `RAY_ADDRESS`. A YAML file named by `OMNISIFT_CONFIG` (or `--config`) holds the same fields.
 """
@@ -8,19 +10,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from omnisift_core.budget import PRESETS, RemovalRatios
-from omnisift_core.media import FrameLimits
-from omnisift_core.stvp import NoveltyBudget
-from pipeline.media_policy import MediaPolicy
-from pipeline.planner import PlannerConfig
-from pipeline.redis_connection import RedisConfig
-from pipeline.store import RetentionPolicy, StoreConfig
-from pipeline.timeline import TimelineConfig
+from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, NoveltyBudget, RemovalRatios
+from omnisift_core.errors import InvalidConfig
+from pipeline.activity import ActivityConfig
+from pipeline.ingest.media_policy import MediaPolicy
+from pipeline.query.planner import PlannerConfig
+from pipeline.store.config import RetentionPolicy, StoreConfig
+from pipeline.store.connection import RedisConfig
 
 
 class DeploymentOptions(BaseModel):
@@ -163,18 +164,30 @@ class Settings(BaseSettings):
             retention=RetentionPolicy(max_age=age, max_bytes=self.retention_max_bytes),
         )
 
+    def activity_config(self) -> ActivityConfig:
+        """What counts as an active chunk, for ingest's scores, the timeline and the planner alike."""
+        return ActivityConfig(change=ChangeTest(change_threshold=self.change_threshold))
+
     def novelty_budget(self) -> NoveltyBudget | None:
-        """The video budget that follows novelty, judged by the timeline's own test of a still chunk."""
+        """The video budget that follows novelty, by the same change test as the timeline."""
         if self.video_budget == "fixed":
             return None
-        timeline = self.timeline_config()
-        return NoveltyBudget(timeline.change_threshold, timeline.active_share, self.novelty_still_keep)
-
-    def timeline_config(self) -> TimelineConfig:
-        return TimelineConfig(change_threshold=self.change_threshold)
+        return NoveltyBudget(self.activity_config().change, self.novelty_still_keep)
 
     def planner_config(self) -> PlannerConfig:
-        return PlannerConfig(token_budget=self.token_budget, timeline=self.timeline_config())
+        return PlannerConfig(token_budget=self.token_budget, activity=self.activity_config())
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """The settings: `overrides`, then OMNISIFT_* variables, then the YAML file, then defaults; InvalidConfig
+    names every field that is wrong."""
+    if config_file is not None and not config_file.is_file():
+        raise InvalidConfig(f"no such config file: {config_file}")
+    try:
+        return Settings(**overrides, **({"config_file": config_file} if config_file else {}))
+    except ValidationError as error:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in error.errors())
+        raise InvalidConfig(f"invalid settings: {reasons}") from None
 
 
 def _config_file(values: dict) -> str | None:

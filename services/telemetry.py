@@ -48,12 +48,6 @@ def configure_tracing(component: str) -> None:
     trace.set_tracer_provider(provider)
 
 
-def flush_tracing() -> None:
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.force_flush()
-
-
 tracer = trace.get_tracer("omnisift")
 
 

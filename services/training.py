@@ -25,11 +25,11 @@ from omnisift_core.errors import OmniSiftError
 from omnisift_core.train import StepReport, TrainingConfig, TrainingExample, save_selector, train_selector
 from omnisift_core.vgas import VisionGuidedAudioSelector
 from pipeline.clips import ClipWindow
-from pipeline.media_policy import MediaPolicy
-from pipeline.sources import ClipSource, SourceSpec
-from services.encoder import clip_media
+from pipeline.ingest.encoder_input import clip_media
+from pipeline.ingest.media_policy import MediaPolicy
+from pipeline.ingest.sources import ClipSource, SourceSpec
+from pipeline.query.wording import clip_header
 from services.models import model_setup
-from services.queries import clip_header
 from services.settings import Settings
 
 DEFAULT_QUESTION = "Describe what happens in these clips."

@@ -21,6 +21,7 @@ from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import (
 )
 
 from omnisift_core.backbone.checkpoint import Checkpoint, default_device, default_dtype, load_module_weights
+from omnisift_core.layout import VideoGrid
 from omnisift_core.media import (
     FrameLimits,
     MelFeatures,
@@ -29,7 +30,7 @@ from omnisift_core.media import (
     patch_video,
     seconds_per_frame,
 )
-from omnisift_core.tokens import ClipTokens, VideoGrid, build_clip_tokens
+from omnisift_core.tokens import ClipTokens, build_clip_tokens
 
 _PREFIXES = ("model.visual.", "model.audio_tower.")
 

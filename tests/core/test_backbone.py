@@ -11,9 +11,9 @@ from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import eager_attenti
 from omnisift_core.backbone import Checkpoint, ClipContext, ClipMedia, ModelSource, load_encoder, load_language
 from omnisift_core.backbone.tiny import tiny_thinker
 from omnisift_core.baselines import FullTokens
-from omnisift_core.budget import PRESETS
 from omnisift_core.compressor import OmniSiftCompressor
-from omnisift_core.media import FrameLimits, MelFeatures, patch_video
+from omnisift_core.config import PRESETS, FrameLimits
+from omnisift_core.media import MelFeatures, patch_video
 
 SECONDS = 5  # 10 frames at 2 fps -> 5 LLM frames, chunks of 2 + 2 + 1; 125 audio tokens, chunks of 50 + 50 + 25
 LIMITS = FrameLimits(min_pixels=4 * 28 * 28, max_pixels=40 * 28 * 28)

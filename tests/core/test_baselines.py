@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from omnisift_core.baselines import DyCokeTemporalMerge, FullTokens, OmniZip, RandomDrop, build_compressor
-from omnisift_core.budget import PRESETS
+from omnisift_core.config import PRESETS
 from omnisift_core.errors import InvalidConfig
 from omnisift_core.tokens import ClipTokens
-from tests.core.synthetic import moving_block_clip, random_clip
+from tests.fixtures.synthetic_tokens import moving_block_clip, random_clip
 
 METHODS = ["omnisift", "omnizip", "dycoke", "random", "full"]
 

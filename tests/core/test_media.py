@@ -9,11 +9,11 @@ from PIL import Image
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as qwen_smart_resize
 
+from omnisift_core.config import FrameLimits
 from omnisift_core.errors import InvalidConfig, InvalidTokens
 from omnisift_core.media import (
     CLIP_MEAN,
     CLIP_STD,
-    FrameLimits,
     MelFeatures,
     audio_token_count,
     patch_video,

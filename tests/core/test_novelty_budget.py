@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from omnisift_core.baselines import build_compressor
-from omnisift_core.budget import PRESETS, kept_count
+from omnisift_core.budget import kept_count
 from omnisift_core.compressor import OmniSiftCompressor
+from omnisift_core.config import PRESETS, NoveltyBudget
 from omnisift_core.errors import InvalidConfig
-from omnisift_core.stvp import NoveltyBudget
-from omnisift_core.tokens import VideoGrid, build_clip_tokens
-from tests.core.synthetic import moving_block_clip
+from omnisift_core.layout import VideoGrid
+from omnisift_core.tokens import build_clip_tokens
+from tests.fixtures.synthetic_tokens import moving_block_clip
 
 ROWS, COLS, DIM = 8, 10, 32
 RATIOS = PRESETS["25%"]

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from omnisift_core.baselines import RandomDrop
-from omnisift_core.budget import PRESETS, RemovalRatios
 from omnisift_core.compressor import OmniSiftCompressor
+from omnisift_core.config import PRESETS, RemovalRatios
 from omnisift_core.errors import InvalidConfig, InvalidTokens
-from omnisift_core.tokens import TokenStream, VideoGrid, build_clip_tokens
+from omnisift_core.layout import VideoGrid
+from omnisift_core.tokens import TokenStream, build_clip_tokens
 from omnisift_core.vgas import VisionGuidedAudioSelector, training_free_scores
-from tests.core.synthetic import moving_block_clip, random_clip
+from tests.fixtures.synthetic_tokens import moving_block_clip, random_clip
 
 # (preset, tokens per frame, expected kept per frame, audio per chunk, expected kept per chunk), worked by hand:
 # 320 - int(320*0.67) = 320 - 214 = 106;  50 - int(50*0.4) = 30;  320 - int(320*0.77) = 320 - 246 = 74;  50 - 25 = 25

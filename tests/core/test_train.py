@@ -11,10 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from omnisift_core.backbone import Checkpoint, ClipContext, ModelSource, load_encoder, load_language, load_selector
-from omnisift_core.budget import PRESETS
 from omnisift_core.compressor import OmniSiftCompressor
+from omnisift_core.config import PRESETS, FrameLimits
 from omnisift_core.errors import ModelUnavailable
-from omnisift_core.media import FrameLimits
 from omnisift_core.train import TrainingConfig, TrainingExample, answer_loss, save_selector, train_selector
 from omnisift_core.vgas import VisionGuidedAudioSelector
 

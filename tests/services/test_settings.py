@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from omnisift_core.stvp import NoveltyBudget
+from omnisift_core.config import ChangeTest, NoveltyBudget
 from services.app import app_builder
 from services.models import model_setup
 from services.settings import Settings
@@ -77,7 +77,7 @@ def test_shipped_serve_config_builds_the_application():
 
 def test_the_novelty_video_budget_reaches_the_compressor_and_is_omnisift_only():
     compressor = model_setup(Settings(video_budget="novelty", novelty_still_keep=0.25, change_threshold=0.2)).compressor
-    assert compressor.novelty == NoveltyBudget(change_threshold=0.2, active_share=0.02, still_keep=0.25)
+    assert compressor.novelty == NoveltyBudget(ChangeTest(change_threshold=0.2, active_share=0.02), still_keep=0.25)
     assert model_setup(Settings()).compressor.novelty is None
     with pytest.raises(ValidationError, match="needs compression_method 'omnisift'"):
         Settings(video_budget="novelty", compression_method="omnizip")

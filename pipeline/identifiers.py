@@ -1,0 +1,38 @@
+"""The two identifiers every layer shares: a camera id and a clip id (`<camera_id>@<start_ms>`).
+
+Camera ids become part of Redis keys, clip ids and URLs, so they are plain: letters, digits, '_', '.'
+and '-', starting with a letter or digit, at most 128 characters (no '@', which separates a clip id).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.errors import InvalidRecord
+
+CAMERA_ID_MAX_LENGTH = 128
+CAMERA_ID_REGEX = rf"^[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{CAMERA_ID_MAX_LENGTH - 1}}}$"
+_CAMERA_ID = re.compile(CAMERA_ID_REGEX)
+
+
+def check_camera_id(camera_id: str) -> str:
+    """`camera_id` itself when it is allowed, else InvalidRecord saying the rule."""
+    if not isinstance(camera_id, str) or not _CAMERA_ID.match(camera_id):
+        raise InvalidRecord(
+            f"camera id {camera_id!r} is not allowed: use 1-{CAMERA_ID_MAX_LENGTH} letters, digits, '_', '.' "
+            "or '-', starting with a letter or digit"
+        )
+    return camera_id
+
+
+def clip_id_of(camera_id: str, start_ms: int) -> str:
+    """('lobby', 1710425000000) -> 'lobby@1710425000000'."""
+    return f"{camera_id}@{start_ms}"
+
+
+def parse_clip_id(clip_id: str) -> tuple[str, int]:
+    """'lobby@1710425000000' -> ('lobby', 1710425000000); InvalidRecord for anything else."""
+    camera_id, sep, start = clip_id.rpartition("@")
+    if not sep or not start.lstrip("-").isdigit():
+        raise InvalidRecord(f"clip id {clip_id!r} is not of the form '<camera_id>@<start_ms>'")
+    return check_camera_id(camera_id), int(start)

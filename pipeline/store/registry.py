@@ -1,0 +1,141 @@
+"""Service state beside the anchor store: configured streams, recent gaps per camera, file-ingest jobs.
+
+Kept in Redis so a restarted service resumes its streams and still answers for its jobs. Stream URLs
+are stored as given (the service must reconnect with their credentials) and never leave this module
+unredacted except to open the source.
+
+Keys (namespace `ns`):
+    ns:streams              hash    camera id -> StreamRecord JSON
+    ns:{camera}:gaps        list    newest first, Gap JSON, capped
+    ns:job:<id>             string  JobRecord JSON, expires after `job_ttl`
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+import redis
+
+from pipeline.clips import Gap
+from pipeline.errors import AlreadyExists, UnknownJob, UnknownStream
+from pipeline.redaction import redact_url
+from pipeline.store.connection import RetryPolicy
+
+JobState = Literal["queued", "running", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    camera_id: str
+    url: str  # as configured, with credentials; show `display_url`
+    push: bool
+    clip_seconds: int
+    timezone: str
+    created_at: str  # ISO 8601 UTC
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    camera_id: str
+    state: JobState
+    progress: float
+    clips: int
+    error: str | None = None
+
+    def update(self, **changes) -> JobRecord:
+        return replace(self, **changes)
+
+
+class Registry:
+    def __init__(
+        self,
+        client: redis.Redis,
+        namespace: str = "omnisift",
+        retry: RetryPolicy | None = None,
+        where: str = "redis",
+        max_gaps: int = 200,
+        job_ttl: timedelta = timedelta(days=7),
+    ):
+        self.client = client
+        self.ns = namespace
+        self.retry = retry or RetryPolicy()
+        self.where = where
+        self.max_gaps = max_gaps
+        self.job_ttl = job_ttl
+
+    def _run(self, operation, what: str):
+        return self.retry.run(operation, what, self.where)
+
+    # streams
+
+    def add_stream(self, record: StreamRecord) -> None:
+        created = self._run(
+            lambda: self.client.hsetnx(f"{self.ns}:streams", record.camera_id, json.dumps(asdict(record))),
+            f"adding stream {record.camera_id}",
+        )
+        if not created:
+            raise AlreadyExists(f"camera {record.camera_id!r} already has a stream; delete it first to change it")
+
+    def remove_stream(self, camera_id: str) -> None:
+        removed = self._run(lambda: self.client.hdel(f"{self.ns}:streams", camera_id), f"removing stream {camera_id}")
+        if not removed:
+            raise UnknownStream(f"no stream for camera {camera_id!r}")
+
+    def stream(self, camera_id: str) -> StreamRecord:
+        raw = self._run(lambda: self.client.hget(f"{self.ns}:streams", camera_id), f"reading stream {camera_id}")
+        if raw is None:
+            raise UnknownStream(f"no stream for camera {camera_id!r}")
+        return StreamRecord(**json.loads(raw))
+
+    def streams(self) -> list[StreamRecord]:
+        raw = self._run(lambda: self.client.hvals(f"{self.ns}:streams"), "listing streams")
+        return sorted((StreamRecord(**json.loads(r)) for r in raw), key=lambda s: s.camera_id)
+
+    # gaps
+
+    def add_gap(self, gap: Gap) -> None:
+        key = f"{self.ns}:{{{gap.camera_id}}}:gaps"
+        value = json.dumps({"start": gap.start.isoformat(), "end": gap.end.isoformat(), "reason": gap.reason})
+
+        def write() -> None:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.lpush(key, value).ltrim(key, 0, self.max_gaps - 1).execute()
+
+        self._run(write, f"recording a gap of {gap.camera_id}")
+
+    def gaps(self, camera_id: str, limit: int = 20) -> list[Gap]:
+        raw = self._run(
+            lambda: self.client.lrange(f"{self.ns}:{{{camera_id}}}:gaps", 0, limit - 1), f"reading gaps of {camera_id}"
+        )
+        return [_gap(camera_id, json.loads(r)) for r in raw]
+
+    # jobs
+
+    def put_job(self, job: JobRecord) -> None:
+        ttl = int(self.job_ttl.total_seconds())
+        self._run(
+            lambda: self.client.set(f"{self.ns}:job:{job.job_id}", json.dumps(asdict(job)), ex=ttl),
+            f"saving job {job.job_id}",
+        )
+
+    def job(self, job_id: str) -> JobRecord:
+        raw = self._run(lambda: self.client.get(f"{self.ns}:job:{job_id}"), f"reading job {job_id}")
+        if raw is None:
+            raise UnknownJob(f"no job {job_id!r} (jobs are kept for {self.job_ttl.days} days)")
+        return JobRecord(**json.loads(raw))
+
+
+def _gap(camera_id: str, data: dict) -> Gap:
+    return Gap(camera_id, datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"]), data["reason"])
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()

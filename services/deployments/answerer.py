@@ -1,0 +1,70 @@
+"""Answerer deployment: the language half, reading planned clips' kept tokens from the store, streaming text."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from omnisift_core.backbone import ClipContext, load_language
+from pipeline.store.anchor_store import AnchorStore
+from pipeline.store.connection import connect
+from services.models import model_setup, use_cpu_threads
+from services.settings import Settings
+from services.telemetry import configure_tracing, continued, tracer
+
+
+@dataclass(frozen=True)
+class PlannedPrompt:
+    """What the gateway planned: the question and, per clip, its id and time header, in prompt order."""
+
+    question: str
+    clips: tuple[tuple[str, str], ...]  # (clip_id, header)
+    max_new_tokens: int
+
+
+class Answerer:
+    def __init__(self, settings: Settings):
+        configure_tracing("answerer")
+        use_cpu_threads(settings.answerer.num_cpus)
+        setup = model_setup(settings)
+        self.language = load_language(setup.checkpoint, setup.device)
+        self.store = AnchorStore.open(connect(settings.redis_config()), setup.fingerprint, settings.store_config())
+        self._lock = threading.Lock()  # one generation at a time per replica; more replicas answer in parallel
+
+    def _contexts(self, prompt: PlannedPrompt) -> list[ClipContext]:
+        stored = self.store.get_many([clip_id for clip_id, _ in prompt.clips])
+        return [
+            ClipContext(header, clip.tokens, clip.meta.source_tokens)
+            for (_, header), clip in zip(prompt.clips, stored, strict=True)
+        ]
+
+    async def stream(self, prompt: PlannedPrompt, trace: Mapping[str, str] | None = None) -> AsyncIterator[str]:
+        """Text pieces as generated (call through a handle with .options(stream=True))."""
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def produce() -> None:
+            try:
+                with continued(trace or {}), tracer.start_as_current_span("generate", attributes={"stream": True}):
+                    contexts = self._contexts(prompt)
+                    with self._lock:
+                        for piece in self.language.stream(prompt.question, contexts, prompt.max_new_tokens):
+                            loop.call_soon_threadsafe(queue.put_nowait, piece)
+            except BaseException as error:  # handed to the consumer, which re-raises it
+                loop.call_soon_threadsafe(queue.put_nowait, error)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = asyncio.create_task(asyncio.to_thread(produce))
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        await worker
+
+    def usage(self, prompt: PlannedPrompt) -> tuple[int, int]:
+        """(full, sent) prompt tokens for a planned prompt, without generating."""
+        built = self.language.prompt(prompt.question, self._contexts(prompt))
+        return built.full_tokens, len(built)

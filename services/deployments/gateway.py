@@ -1,0 +1,199 @@
+"""Gateway deployment: behind the HTTP API (services.http). Streams and jobs go to Ingest, questions and
+events to the QueryEngine, store maintenance to the store. It loads no model: it reads clip metadata only."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from ray.serve.handle import DeploymentHandle
+
+from pipeline.errors import InvalidMedia
+from pipeline.ingest.decoding import open_media
+from pipeline.ingest.media_policy import plan_source
+from pipeline.store.anchor_store import AnchorStore
+from pipeline.store.config import CameraSettings, RetentionPolicy
+from pipeline.store.connection import connect
+from pipeline.store.registry import Registry, StreamRecord, utc_now_iso
+from services.deployments.queries import QueryEngine
+from services.errors import Conflict, NotReady
+from services.http import schemas
+from services.http.app import create_api
+from services.metrics import Metrics
+from services.settings import Settings
+from services.telemetry import configure_tracing
+
+
+class Gateway:
+    """What the HTTP routes call. Wrapped as a Serve ingress deployment in services.app."""
+
+    def __init__(self, settings: Settings, ingest: DeploymentHandle, answerer: DeploymentHandle | None):
+        configure_tracing("gateway")
+        self.settings = settings
+        self.ingest = ingest
+        connection = connect(settings.redis_config())
+        self.store = AnchorStore.open(connection, None, settings.store_config())  # metadata only: no model
+        self.registry = Registry(connection.client, settings.store_namespace, where=connection.url)
+        self.queries = QueryEngine(settings, self.store, answerer if settings.answers_with_llm else None)
+        self.metrics = Metrics()
+        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_api(self, self.settings)
+
+    # health
+
+    async def check_ready(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.cameras), timeout=5)
+            await asyncio.wait_for(self.ingest.streams.remote(), timeout=5)
+        except Exception as error:
+            raise NotReady(f"not ready: {error}") from error
+
+    async def metrics_text(self) -> tuple[bytes, str]:
+        statuses = await self.ingest.statuses.remote()
+        sizes = await asyncio.to_thread(lambda: {c: self.store.usage(c).stored_bytes for c in self.store.cameras()})
+        return self.metrics.render(statuses, sizes)
+
+    # streams
+
+    async def add_stream(self, body: schemas.StreamCreate) -> schemas.Stream:
+        camera = self._camera_settings(body.camera_id, body.timezone, body.retention)
+        url = self._push_url(body.camera_id) if body.push else body.url
+        clip_seconds = body.clip_seconds or self.settings.clip_seconds
+        record = StreamRecord(body.camera_id, url, body.push, clip_seconds, camera.timezone, utc_now_iso())
+        await self.ingest.add_stream.remote(record)
+        await asyncio.to_thread(self.store.set_camera, camera)
+        return self._stream_out(record, camera)
+
+    async def list_streams(self) -> list[schemas.Stream]:
+        records = await asyncio.to_thread(self.registry.streams)
+        return [self._stream_out(r, await asyncio.to_thread(self.store.camera, r.camera_id)) for r in records]
+
+    async def stream_status(self, camera_id: str) -> schemas.StreamStatus:
+        await asyncio.to_thread(self.registry.stream, camera_id)  # 404 for an unknown camera
+        status = await self.ingest.status.remote(camera_id)
+        usage = await asyncio.to_thread(self.store.usage, camera_id)
+        gaps = await asyncio.to_thread(self.registry.gaps, camera_id)
+        source = status.source if status is not None else None
+        return schemas.StreamStatus(
+            camera_id=camera_id,
+            state=source.state if source else "stopped",
+            connected=bool(source and source.connected),
+            lag_s=None if status is None or status.lag_s is None else round(status.lag_s, 3),
+            clips=usage.clips,
+            dropped_clips=source.dropped_clips if source else 0,
+            reconnects=source.reconnects if source else 0,
+            gaps=[schemas.Gap(start=g.start, end=g.end, reason=g.reason) for g in gaps],
+            last_error=(status.last_error or (source.last_error if source else None)) if status else None,
+        )
+
+    async def remove_stream(self, camera_id: str) -> None:
+        await self.ingest.remove_stream.remote(camera_id)
+
+    def _camera_settings(self, camera_id: str, tz: str | None, retention: schemas.Retention | None) -> CameraSettings:
+        policy = None
+        if retention is not None:
+            default = self.settings.store_config().retention
+            hours, size = retention.max_age_hours, retention.max_bytes
+            policy = RetentionPolicy(
+                max_age=default.max_age if hours is None else timedelta(hours=hours),
+                max_bytes=default.max_bytes if size is None else size,
+            )
+        return CameraSettings(camera_id, tz or self.settings.default_timezone, policy)
+
+    def _push_url(self, camera_id: str) -> str:
+        taken = {int(r.url.rsplit(":", 1)[1].split("/")[0]) for r in self.registry.streams() if r.push}
+        first, last = self.settings.push_ports
+        port = next((p for p in range(first, last + 1) if p not in taken), None)
+        if port is None:
+            raise Conflict(f"all push ports {first}-{last} are in use; widen push_ports or remove a push stream")
+        return f"rtsp://{self.settings.push_host}:{port}/{camera_id}"
+
+    def _stream_out(self, record: StreamRecord, camera: CameraSettings) -> schemas.Stream:
+        retention = camera.retention or self.settings.store_config().retention
+        age = retention.max_age
+        return schemas.Stream(
+            camera_id=record.camera_id,
+            url=None if record.push else record.display_url,
+            push_url=record.url if record.push else None,
+            timezone=camera.timezone,
+            clip_seconds=record.clip_seconds,
+            retention=schemas.Retention(
+                max_age_hours=None if age is None else age.total_seconds() / 3600, max_bytes=retention.max_bytes
+            ),
+        )
+
+    # files
+
+    async def upload(self, form: schemas.UploadForm, path: Path) -> schemas.JobAccepted:
+        """Start ingesting an uploaded file (already saved at `path`, which the job removes when done)."""
+        try:
+            duration = await asyncio.to_thread(self._probe, path)
+            camera = await asyncio.to_thread(self._upload_camera, form)
+            start = form.start_time
+            if start is not None and start.tzinfo is None:
+                start = start.replace(tzinfo=camera.tz)
+            job = await self.ingest.start_file_job.remote(form.camera_id, str(path), start, duration)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return schemas.JobAccepted(job_id=job.job_id, camera_id=job.camera_id)
+
+    def _upload_camera(self, fields: schemas.UploadForm) -> CameraSettings:
+        """The camera's settings, saving the upload's timezone (or the default for a new camera)."""
+        if fields.timezone is None and fields.camera_id in self.store.cameras():
+            return self.store.camera(fields.camera_id)
+        camera = CameraSettings(fields.camera_id, fields.timezone or self.settings.default_timezone)
+        self.store.set_camera(camera)
+        return camera
+
+    def _probe(self, path: Path) -> float:
+        """Seconds of media in an uploaded file; InvalidMedia (422) for anything that is not playable video."""
+        policy = self.settings.media_policy()
+        container, info = open_media(plan_source(str(path), policy), policy)
+        container.close()
+        if not info.duration_s:
+            raise InvalidMedia("the upload has no duration; upload a complete video file")
+        return info.duration_s
+
+    async def job(self, job_id: str) -> schemas.Job:
+        return schemas.Job(**asdict(await asyncio.to_thread(self.registry.job, job_id)))
+
+    # queries
+
+    async def answer(self, request: schemas.QueryRequest) -> schemas.QueryResponse:
+        return await self.queries.answer(request)
+
+    async def open_stream(self, request: schemas.QueryRequest):
+        return await self.queries.open_stream(request)
+
+    async def events(self, camera_id: str | None, start: datetime | None, end: datetime | None) -> list[schemas.Event]:
+        return await asyncio.to_thread(self.queries.events, camera_id, start, end)
+
+    async def clip(self, clip_id: str) -> schemas.Clip:
+        meta = await asyncio.to_thread(self.store.meta, clip_id)
+        return schemas.Clip(
+            clip_id=meta.clip_id,
+            camera_id=meta.camera_id,
+            start=meta.start,
+            end=meta.end,
+            video_tokens_kept=meta.kept_counts[0],
+            audio_tokens_kept=meta.kept_counts[1],
+            video_tokens_source=meta.source_counts[0],
+            audio_tokens_source=meta.source_counts[1],
+            activity=list(meta.scores.activity),
+            audio_salience=list(meta.scores.audio_salience),
+            has_audio=meta.has_audio,
+            stored_bytes=meta.stored_bytes,
+            fingerprint=meta.fingerprint,
+        )
+
+    # store maintenance
+
+    async def purge(self) -> schemas.Purged:
+        removed = await asyncio.to_thread(self.store.purge)
+        return schemas.Purged(clips_removed=removed, namespace=self.settings.store_namespace)

@@ -1,0 +1,73 @@
+"""File uploads (multipart/form-data, size-limited while streaming to disk) and their ingest jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from pipeline.errors import InvalidMedia
+from services.errors import PayloadTooLarge, UnsupportedMediaType
+from services.http import schemas
+from services.http.dependencies import Backend, get_backend, get_settings
+from services.settings import Settings
+
+router = APIRouter(tags=["files"])
+COPY_CHUNK = 1 << 20
+FORM_OVERHEAD = 1 << 20  # multipart boundaries and fields beside the file
+
+
+@router.post("/files", status_code=202, response_model=schemas.JobAccepted)
+async def upload(
+    request: Request, backend: Backend = Depends(get_backend), settings: Settings = Depends(get_settings)
+) -> schemas.JobAccepted:
+    """multipart/form-data: `file`, `camera_id`, optional `start_time` (ISO 8601) and `timezone`."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise UnsupportedMediaType(f"upload as multipart/form-data (file, camera_id), not {content_type or 'nothing'}")
+    limit = settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+        raise PayloadTooLarge(f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
+    async with request.form(max_files=1, max_fields=8) as form:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise RequestValidationError([{"loc": ("file",), "msg": "a video file is required", "type": "missing"}])
+        fields = _form_fields({k: v for k, v in form.items() if k != "file" and isinstance(v, str)})
+        path = settings.uploads_dir / f"{uuid.uuid4().hex}{Path(file.filename or '').suffix[:16]}"
+        await asyncio.to_thread(_copy_limited, file, path, limit)
+    return await backend.upload(fields, path)
+
+
+@router.get("/jobs/{job_id}", response_model=schemas.Job)
+async def job(job_id: str, backend: Backend = Depends(get_backend)) -> schemas.Job:
+    return await backend.job(job_id)
+
+
+def _form_fields(values: dict[str, str]) -> schemas.UploadForm:
+    try:
+        return schemas.UploadForm.model_validate({k: v for k, v in values.items() if v != ""})
+    except ValidationError as error:
+        raise RequestValidationError(error.errors()) from None
+
+
+def _copy_limited(upload: UploadFile, path: Path, limit: int) -> None:
+    """Copy the spooled upload to `path`, refusing (and removing) it past `limit` bytes."""
+    written = 0
+    upload.file.seek(0)
+    with open(path, "wb") as out:
+        while chunk := upload.file.read(COPY_CHUNK):
+            written += len(chunk)
+            if written > limit:
+                out.close()
+                path.unlink(missing_ok=True)
+                raise PayloadTooLarge(f"upload is over the limit of {limit} bytes")
+            out.write(chunk)
+    if written == 0:
+        path.unlink(missing_ok=True)
+        raise InvalidMedia("the uploaded file is empty")

@@ -1,0 +1,28 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import PlainTextResponse
+
+from services.http import schemas
+from services.http.dependencies import Backend, get_backend, require_key
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"model": schemas.ErrorResponse}})
+async def readyz(backend: Backend = Depends(get_backend)) -> dict:
+    await backend.check_ready()
+    return {"status": "ready"}
+
+
+@router.get("/metrics", dependencies=[Depends(require_key)], response_class=PlainTextResponse)
+async def metrics(backend: Backend = Depends(get_backend)) -> Response:
+    body, content_type = await backend.metrics_text()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,177 @@
+"""The REST contract (v1): request and response models. Times are ISO 8601; responses are UTC with a Z.
+
+Torch-free: the CLI's client parses responses with these models."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from pipeline.identifiers import CAMERA_ID_REGEX
+from pipeline.query.timeparse import iso_utc
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("time must carry a timezone offset, e.g. 2026-11-23T14:03:00Z or +01:00")
+    return value.astimezone(timezone.utc)
+
+
+UtcTime = Annotated[datetime, AfterValidator(_aware), PlainSerializer(iso_utc, return_type=str)]
+CameraId = Annotated[str, Field(pattern=CAMERA_ID_REGEX, description="letters, digits, '_', '.', '-'; at most 128")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(Strict):
+    code: str
+    message: str
+
+
+class ErrorResponse(Strict):
+    error: ErrorDetail
+
+
+class Retention(Strict):
+    max_age_hours: float | None = Field(None, gt=0)
+    max_bytes: int | None = Field(None, gt=0)
+
+
+class StreamCreate(Strict):
+    camera_id: CameraId
+    url: str | None = Field(None, max_length=2048, description="rtsp(s):// or http(s):// camera or stream URL")
+    push: bool = Field(False, description="listen for the camera to publish to us (RTSP ANNOUNCE/RECORD)")
+    timezone: str | None = Field(None, description="IANA name; times in questions are read in it")
+    clip_seconds: int | None = Field(None, ge=2, le=30, multiple_of=2)
+    retention: Retention | None = None
+
+    @model_validator(mode="after")
+    def _url_or_push(self) -> StreamCreate:
+        if (self.url is None) == (not self.push):
+            raise ValueError("give either url or push: true")
+        return self
+
+
+class Stream(Strict):
+    camera_id: str
+    url: str | None = Field(None, description="the source URL with credentials redacted")
+    push_url: str | None = Field(None, description="where the camera should publish, in push mode")
+    timezone: str
+    clip_seconds: int
+    retention: Retention
+
+
+class Gap(Strict):
+    start: UtcTime
+    end: UtcTime
+    reason: str
+
+
+class StreamStatus(Strict):
+    camera_id: str
+    state: str
+    connected: bool
+    lag_s: float | None = Field(None, description="seconds the newest stored clip is behind live")
+    clips: int = Field(description="clips stored for this camera")
+    dropped_clips: int
+    reconnects: int
+    gaps: list[Gap]
+    last_error: str | None
+
+
+class UploadForm(Strict):
+    """The form fields beside the file of `POST /v1/files` (multipart/form-data)."""
+
+    camera_id: CameraId
+    start_time: datetime | None = Field(None, description="first frame's wall time; naive = camera's timezone")
+    timezone: str | None = None
+
+
+class JobAccepted(Strict):
+    job_id: str
+    camera_id: str
+
+
+class Job(Strict):
+    job_id: str
+    camera_id: str
+    state: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(ge=0, le=1)
+    clips: int
+    error: str | None = None
+
+
+class QueryRequest(Strict):
+    question: str = Field(min_length=1, max_length=4000)
+    cameras: list[CameraId] | None = Field(None, description="default: every camera")
+    start: UtcTime | None = None
+    end: UtcTime | None = None
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    stream: bool = Field(False, description="answer as Server-Sent Events: token, evidence, done")
+
+
+class TimeRangeUsed(Strict):
+    start: UtcTime
+    end: UtcTime
+    source: Literal["explicit", "question", "default"]
+    timezone: str
+    instant: UtcTime | None = None
+
+
+class Evidence(Strict):
+    camera_id: str
+    clip_id: str
+    start: UtcTime
+    end: UtcTime
+    activity: float
+    audio_salience: float
+    video_tokens_kept: int
+    audio_tokens_kept: int
+
+
+class Usage(Strict):
+    full_tokens: int = Field(description="prompt tokens had the clips been sent uncompressed")
+    sent_tokens: int = Field(description="prompt tokens actually sent (or planned, for timeline answers)")
+
+
+class QueryResponse(Strict):
+    answer: str
+    answer_source: Literal["llm", "timeline"]
+    time_range: TimeRangeUsed
+    evidence: list[Evidence]
+    usage: Usage
+    latency_ms: float
+
+
+class Event(Strict):
+    camera_id: str
+    start: UtcTime
+    end: UtcTime
+    activity: float
+    audio_salience: float
+    clip_ids: list[str]
+
+
+class Clip(Strict):
+    clip_id: str
+    camera_id: str
+    start: UtcTime
+    end: UtcTime
+    video_tokens_kept: int
+    audio_tokens_kept: int
+    video_tokens_source: int
+    audio_tokens_source: int
+    activity: list[float]
+    audio_salience: list[float]
+    has_audio: bool
+    stored_bytes: int
+    fingerprint: str
+
+
+class Purged(Strict):
+    clips_removed: int
+    namespace: str
