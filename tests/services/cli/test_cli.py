@@ -281,7 +281,7 @@ def test_an_unreachable_service_names_the_url_and_how_to_point_at_another(served
         (["--config", "no-such.yaml", "events"], ["no such config file: no-such.yaml"]),
         (["query", "hi", "--start", "yesterday-ish"], ["start: ", "(invalid_request, HTTP 422)"]),
         (["query", "hi", "--start", "2026-01-02T10:00:00Z", "--end", "2026-01-02T09:00:00Z"], ["HTTP 400"]),
-        (["events", "--camera", "garage"], ["unknown camera 'garage'", "HTTP 404"]),
+        (["events", "--camera", "garage"], ["unknown camera(s): garage", "HTTP 404"]),
     ],
     ids=["malformed url", "not http", "missing file", "missing config", "bad time", "reversed range", "no camera"],
 )
