@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test test-fast lint bench
 
 install: $(STAMP)
 
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/run-tests.sh $(ARGS)
+
+test-fast: $(STAMP)  # the in-process tier: no Ray Serve, no RTSP server, under 90 s
+	bash scripts/run-tests.sh -m "not e2e" $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

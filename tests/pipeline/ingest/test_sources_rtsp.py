@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pytest
 
 from pipeline.clips import SAMPLE_RATE, ClipWindow, Gap
 from pipeline.ingest.sample_media import SceneEvent, write_sample_video
@@ -14,6 +15,7 @@ from pipeline.ingest.sources import ClipSource, SourceSpec
 from tests.fixtures.network import free_port
 
 DEADLINE_S = 40.0
+pytestmark = pytest.mark.e2e  # real RTSP servers and publishers, in real time
 
 
 def live_policy(library, **overrides):
@@ -56,6 +58,23 @@ class Recorder:
         return [(i, at) for i, at in self.items if isinstance(i, ClipWindow)]
 
 
+@pytest.fixture
+def live(media_library):
+    """Start live sources for a test: `live(url, camera_id, **spec)` returns a Recorder of a started source
+    (2-second clips, the short timeouts of `live_policy`); every source is closed when the test ends."""
+    sources: list[ClipSource] = []
+
+    def start(url: str, camera_id: str = "door", queue_size: int = 2, **spec) -> Recorder:
+        spec = {"clip_seconds": 2} | spec
+        source = ClipSource(SourceSpec(camera_id, url, **spec), live_policy(media_library), queue_size=queue_size)
+        sources.append(source)
+        return Recorder(source)
+
+    yield start
+    for source in sources:
+        source.close(timeout=10)
+
+
 def wait_for(condition, what: str, deadline_s: float = DEADLINE_S) -> None:
     deadline = time.monotonic() + deadline_s
     while not condition():
@@ -79,141 +98,121 @@ def assert_clips_are_live_and_in_order(recorder: Recorder, not_before: datetime)
     assert starts == sorted(set(starts))
 
 
-def test_rtsp_pull_gives_aligned_live_clips_with_frames_and_audio(media_library, rtsp_camera):
+def test_rtsp_pull_gives_aligned_live_clips_with_frames_and_audio(live, rtsp_camera):
     camera = rtsp_camera(audio=True)
     began = datetime.now(timezone.utc)
-    source = ClipSource(SourceSpec("door", camera.url, clip_seconds=2), live_policy(media_library))
-    recorder = Recorder(source)
-    try:
-        recorder.clip()
-        full = recorder.clip()  # the first clip is partial: it began before we connected
-        assert full.frames.shape == (4, 240, 320, 3)
-        assert np.all(np.abs(full.frame_times - np.arange(4) * 0.5) < 0.1)  # on the 2 fps grid, to a frame
-        assert full.has_audio and full.waveform.shape == (2 * SAMPLE_RATE,)
-        tone = full.waveform[SAMPLE_RATE // 4 : SAMPLE_RATE]
-        assert 0.1 < np.sqrt(np.mean(tone**2)) < 0.4  # the camera's 440 Hz tone at volume 0.3
-        spectrum = np.abs(np.fft.rfft(tone))
-        assert abs(np.argmax(spectrum) * SAMPLE_RATE / len(tone) - 440) < 5
-        assert_clips_are_live_and_in_order(recorder, began)
-        status = source.status()
-        assert status.connected and status.state == "connected" and status.clips >= 2 and status.gaps == 0
-    finally:
-        source.close(timeout=10)
+    recorder = live(camera.url)
+    source = recorder.source
+    recorder.clip()
+    full = recorder.clip()  # the first clip is partial: it began before we connected
+    assert full.frames.shape == (4, 240, 320, 3)
+    assert np.all(np.abs(full.frame_times - np.arange(4) * 0.5) < 0.1)  # on the 2 fps grid, to a frame
+    assert full.has_audio and full.waveform.shape == (2 * SAMPLE_RATE,)
+    tone = full.waveform[SAMPLE_RATE // 4 : SAMPLE_RATE]
+    assert 0.1 < np.sqrt(np.mean(tone**2)) < 0.4  # the camera's 440 Hz tone at volume 0.3
+    spectrum = np.abs(np.fft.rfft(tone))
+    assert abs(np.argmax(spectrum) * SAMPLE_RATE / len(tone) - 440) < 5
+    assert_clips_are_live_and_in_order(recorder, began)
+    status = source.status()
+    assert status.connected and status.state == "connected" and status.clips >= 2 and status.gaps == 0
 
 
-def test_a_camera_without_audio_gives_silent_clips_flagged_as_such(media_library, rtsp_camera):
+def test_a_camera_without_audio_gives_silent_clips_flagged_as_such(live, rtsp_camera):
     camera = rtsp_camera(audio=False)
-    source = ClipSource(SourceSpec("yard", camera.url, clip_seconds=2), live_policy(media_library))
-    recorder = Recorder(source)
-    try:
-        clip = recorder.clip()
-        assert not clip.has_audio and not clip.waveform.any() and len(clip.frames) >= 1
-    finally:
-        source.close(timeout=10)
+    recorder = live(camera.url, "yard")
+    clip = recorder.clip()
+    assert not clip.has_audio and not clip.waveform.any() and len(clip.frames) >= 1
 
 
-def test_rtsp_server_killed_and_restarted_reconnects_with_a_gap_covering_the_outage(media_library, rtsp_camera):
+def test_rtsp_server_killed_and_restarted_reconnects_with_a_gap_covering_the_outage(live, rtsp_camera):
     camera = rtsp_camera(audio=True)
     began = datetime.now(timezone.utc)
-    source = ClipSource(SourceSpec("door", camera.url, clip_seconds=2), live_policy(media_library))
-    recorder = Recorder(source)
-    try:
-        recorder.clip()
-        recorder.clip()
-        killed_at = datetime.now(timezone.utc)
-        camera.kill()
-        wait_for(lambda: not source.status().connected, "the source to notice the outage")
-        noticed_at = datetime.now(timezone.utc)
-        restarted_at = datetime.now(timezone.utc)
-        camera.start()
-        gap = recorder.gap()
-        after = [recorder.clip(), recorder.clip()]
+    recorder = live(camera.url)
+    source = recorder.source
+    recorder.clip()
+    recorder.clip()
+    killed_at = datetime.now(timezone.utc)
+    camera.kill()
+    wait_for(lambda: not source.status().connected, "the source to notice the outage")
+    noticed_at = datetime.now(timezone.utc)
+    restarted_at = datetime.now(timezone.utc)
+    camera.start()
+    gap = recorder.gap()
+    after = [recorder.clip(), recorder.clip()]
 
-        # named after what started the outage (status shows the latest error: by now "connection refused")
-        assert gap.camera_id == "door" and gap.reason.startswith("disconnected") and "ended" in gap.reason
-        # from the last frame read (data sent before the kill can still be in flight)...
-        assert killed_at - timedelta(seconds=1) <= gap.start <= noticed_at
-        assert gap.end >= restarted_at  # ...to the first frame after the restart
-        for clip, _ in recorder.clips():  # no frame inside the outage; a clip may hold frames from both sides
-            assert all(wall <= gap.start or wall >= gap.end for wall in frame_walls(clip))
-        assert all(wall >= gap.end for wall in frame_walls(after[-1]))
-        assert_clips_are_live_and_in_order(recorder, began)
-        status = source.status()
-        assert status.reconnects == 1 and status.gaps == 1 and status.connected
-    finally:
-        source.close(timeout=10)
+    # named after what started the outage (status shows the latest error: by now "connection refused")
+    assert gap.camera_id == "door" and gap.reason.startswith("disconnected") and "ended" in gap.reason
+    # from the last frame read (data sent before the kill can still be in flight)...
+    assert killed_at - timedelta(seconds=1) <= gap.start <= noticed_at
+    assert gap.end >= restarted_at  # ...to the first frame after the restart
+    for clip, _ in recorder.clips():  # no frame inside the outage; a clip may hold frames from both sides
+        assert all(wall <= gap.start or wall >= gap.end for wall in frame_walls(clip))
+    assert all(wall >= gap.end for wall in frame_walls(after[-1]))
+    assert_clips_are_live_and_in_order(recorder, began)
+    status = source.status()
+    assert status.reconnects == 1 and status.gaps == 1 and status.connected
 
 
-def test_a_frozen_rtsp_server_is_detected_as_a_stall_and_recovered(media_library, rtsp_camera):
+def test_a_frozen_rtsp_server_is_detected_as_a_stall_and_recovered(live, rtsp_camera):
     camera = rtsp_camera(audio=False)
     began = datetime.now(timezone.utc)
-    source = ClipSource(SourceSpec("door", camera.url, clip_seconds=2), live_policy(media_library))
-    recorder = Recorder(source)
-    try:
-        recorder.clip()
-        frozen_at = datetime.now(timezone.utc)
-        camera.pause()  # the TCP connection stays open; nothing arrives
-        wait_for(lambda: not source.status().connected, "the read timeout to fire")
-        noticed_at = datetime.now(timezone.utc)
-        assert "no data for 2 s" in (source.status().last_error or "")
-        resumed_at = datetime.now(timezone.utc)
-        camera.resume()
-        gap = recorder.gap()
-        recorder.clip()
-        assert gap.reason.startswith("stalled")
-        assert frozen_at - timedelta(seconds=1) <= gap.start <= noticed_at and gap.end >= resumed_at
-        assert_clips_are_live_and_in_order(recorder, began)
-    finally:
-        source.close(timeout=10)
+    recorder = live(camera.url)
+    source = recorder.source
+    recorder.clip()
+    frozen_at = datetime.now(timezone.utc)
+    camera.pause()  # the TCP connection stays open; nothing arrives
+    wait_for(lambda: not source.status().connected, "the read timeout to fire")
+    noticed_at = datetime.now(timezone.utc)
+    assert "no data for 2 s" in (source.status().last_error or "")
+    resumed_at = datetime.now(timezone.utc)
+    camera.resume()
+    gap = recorder.gap()
+    recorder.clip()
+    assert gap.reason.startswith("stalled")
+    assert frozen_at - timedelta(seconds=1) <= gap.start <= noticed_at and gap.end >= resumed_at
+    assert_clips_are_live_and_in_order(recorder, began)
 
 
-def test_video_stopping_while_audio_flows_trips_the_frame_age_watchdog(media_library, rtsp_camera):
+def test_video_stopping_while_audio_flows_trips_the_frame_age_watchdog(live, rtsp_camera):
     camera = rtsp_camera(audio=True)
     began = datetime.now(timezone.utc)
-    source = ClipSource(SourceSpec("door", camera.url, clip_seconds=2), live_policy(media_library))
-    recorder = Recorder(source)
-    try:
-        recorder.clip()
-        cut_at = datetime.now(timezone.utc)
-        camera.cut_video()  # packets keep coming (audio): only the frame-age watchdog can tell
-        wait_for(lambda: "no video frame for 4 s" in (source.status().last_error or ""), "the watchdog")
-        restored_at = datetime.now(timezone.utc)
-        camera.restore_video()
-        gap = recorder.gap()
-        recorder.clip()
-        assert gap.reason.startswith("stalled")
-        assert cut_at - timedelta(seconds=1) <= gap.start <= cut_at + timedelta(seconds=1)
-        assert gap.end >= restored_at
-        assert_clips_are_live_and_in_order(recorder, began)
-    finally:
-        source.close(timeout=10)
+    recorder = live(camera.url)
+    source = recorder.source
+    recorder.clip()
+    cut_at = datetime.now(timezone.utc)
+    camera.cut_video()  # packets keep coming (audio): only the frame-age watchdog can tell
+    wait_for(lambda: "no video frame for 4 s" in (source.status().last_error or ""), "the watchdog")
+    restored_at = datetime.now(timezone.utc)
+    camera.restore_video()
+    gap = recorder.gap()
+    recorder.clip()
+    assert gap.reason.startswith("stalled")
+    assert cut_at - timedelta(seconds=1) <= gap.start <= cut_at + timedelta(seconds=1)
+    assert gap.end >= restored_at
+    assert_clips_are_live_and_in_order(recorder, began)
 
 
-def test_push_mode_receives_a_publishing_camera_and_survives_it_reconnecting(media_library, rtsp_publisher):
+def test_push_mode_receives_a_publishing_camera_and_survives_it_reconnecting(live, media_library, rtsp_publisher):
     url = f"rtsp://127.0.0.1:{free_port()}/live/door"
     began = datetime.now(timezone.utc)
-    spec = SourceSpec("door", url, push=True, clip_seconds=2)
-    source = ClipSource(spec, live_policy(media_library))
-    recorder = Recorder(source)
+    recorder = live(url, push=True)
+    source = recorder.source
     wait_for(lambda: source.status().state == "waiting", "the listener")
     publisher = rtsp_publisher(media_library.sample.path, url)
-    try:
-        recorder.clip()
-        clip = recorder.clip()
-        sample = media_library.sample
-        assert clip.frames.shape[1:] == (sample.height, sample.width, 3) and clip.has_audio
-        assert_clips_are_live_and_in_order(recorder, began)
-        launches = publisher.launches
-        dropped_at = datetime.now(timezone.utc)
-        publisher.kill()  # the camera drops the connection; its supervisor publishes again
-        gap = recorder.gap()
-        recorder.clip()
-        assert publisher.launches > launches
-        assert gap.reason.startswith("disconnected")
-        assert dropped_at - timedelta(seconds=1) <= gap.start <= gap.end
-        assert source.status().reconnects >= 1
-    finally:
-        source.close(timeout=10)
+    recorder.clip()
+    clip = recorder.clip()
+    sample = media_library.sample
+    assert clip.frames.shape[1:] == (sample.height, sample.width, 3) and clip.has_audio
+    assert_clips_are_live_and_in_order(recorder, began)
+    launches = publisher.launches
+    dropped_at = datetime.now(timezone.utc)
+    publisher.kill()  # the camera drops the connection; its supervisor publishes again
+    gap = recorder.gap()
+    recorder.clip()
+    assert publisher.launches > launches
+    assert gap.reason.startswith("disconnected")
+    assert dropped_at - timedelta(seconds=1) <= gap.start <= gap.end
+    assert source.status().reconnects >= 1
 
 
 def test_stop_ends_a_push_source_still_waiting_for_its_camera(media_library):
@@ -225,47 +224,36 @@ def test_stop_ends_a_push_source_still_waiting_for_its_camera(media_library):
     assert source.close(timeout=10)  # the worker leaves within one listen poll
 
 
-def test_a_slow_consumer_makes_a_live_source_drop_clips_and_say_so(media_library, rtsp_camera):
+def test_a_slow_consumer_makes_a_live_source_drop_clips_and_say_so(live, rtsp_camera):
     camera = rtsp_camera(audio=False)
-    spec = SourceSpec("door", camera.url, clip_seconds=2)
-    source = ClipSource(spec, live_policy(media_library), queue_size=1).start()
-    try:
-        wait_for(lambda: source.status().dropped_clips >= 1, "a dropped clip")  # nobody is reading
-        recorder = Recorder(source)
-        gap = recorder.until(lambda i: isinstance(i, Gap))
-        assert gap.reason.startswith("dropped")
-        assert gap.end - gap.start >= timedelta(seconds=2)
-        recorder.clip()
-    finally:
-        source.close(timeout=10)
+    recorder = live(camera.url, queue_size=1)  # started, but nobody reads at first
+    wait_for(lambda: recorder.source.status().dropped_clips >= 1, "a dropped clip")
+    gap = recorder.until(lambda i: isinstance(i, Gap))
+    assert gap.reason.startswith("dropped")
+    assert gap.end - gap.start >= timedelta(seconds=2)
+    recorder.clip()
 
 
-def test_a_pushed_cameras_sound_and_picture_of_one_event_land_at_the_same_wall_time(
-    media_library, rtsp_publisher, tmp_path
-):
+def test_a_pushed_cameras_sound_and_picture_of_one_event_land_at_the_same_wall_time(live, rtsp_publisher, tmp_path):
     """A light and a beep that start together in the camera's stream start together in our clips, although
     the sender delivers audio packets later than the video of the same instant (0.2-0.4 s, measured)."""
     flash = (SceneEvent("object", "light", 1.0, 2.0, (255, 255, 255), ((0.5, 0.5), (0.5, 0.5)), (0.5, 0.5)),
              SceneEvent("sound", "beep", 1.0, 2.0, frequency=1000.0, level=0.5))  # fmt: skip
     media = write_sample_video(tmp_path / "flash.mp4", width=160, height=96, fps=10, duration=3.0, events=flash)
     url = f"rtsp://127.0.0.1:{free_port()}/live/flash"
-    source = ClipSource(SourceSpec("flash", url, push=True, clip_seconds=2, fps=8), live_policy(media_library))
-    recorder = Recorder(source)
-    wait_for(lambda: source.status().state == "waiting", "the listener")
+    recorder = live(url, "flash", push=True, fps=8)
+    wait_for(lambda: recorder.source.status().state == "waiting", "the listener")
     rtsp_publisher(media.path, url)
-    try:
-        clips = [recorder.clip() for _ in range(5)]  # 10 s: three loops of the 3-second file
-        frame_walls = np.concatenate([c.start.timestamp() + c.frame_times for c in clips])
-        lit = np.concatenate([c.frames[:, 40:56, 70:90].mean(axis=(1, 2, 3)) > 200 for c in clips])
-        light_on = frame_walls[1:][lit[1:] & ~lit[:-1]]
-        waveform = np.concatenate([c.waveform for c in clips])
-        loud = np.abs(waveform) > 0.2
-        quiet_before = ~np.convolve(loud, np.ones(800), "full")[: len(loud) - 1].astype(bool)  # 50 ms of quiet
-        sample_walls = clips[0].start.timestamp() + np.arange(len(waveform)) / SAMPLE_RATE
-        beep_on = sample_walls[1:][loud[1:] & quiet_before]
-        assert len(light_on) >= 2 and len(beep_on) >= 2, (light_on, beep_on)
-        offsets = np.array([beep_on[np.argmin(np.abs(beep_on - t))] - t for t in light_on])
-        # kept frames are 1/8 s apart (of a 10 fps source): a light is seen up to ~0.18 s after it starts
-        assert np.all(np.abs(offsets) < 0.25), f"sound minus picture per event: {np.round(offsets, 3)} s"
-    finally:
-        source.close(timeout=10)
+    clips = [recorder.clip() for _ in range(5)]  # 10 s: three loops of the 3-second file
+    frame_walls = np.concatenate([c.start.timestamp() + c.frame_times for c in clips])
+    lit = np.concatenate([c.frames[:, 40:56, 70:90].mean(axis=(1, 2, 3)) > 200 for c in clips])
+    light_on = frame_walls[1:][lit[1:] & ~lit[:-1]]
+    waveform = np.concatenate([c.waveform for c in clips])
+    loud = np.abs(waveform) > 0.2
+    quiet_before = ~np.convolve(loud, np.ones(800), "full")[: len(loud) - 1].astype(bool)  # 50 ms of quiet
+    sample_walls = clips[0].start.timestamp() + np.arange(len(waveform)) / SAMPLE_RATE
+    beep_on = sample_walls[1:][loud[1:] & quiet_before]
+    assert len(light_on) >= 2 and len(beep_on) >= 2, (light_on, beep_on)
+    offsets = np.array([beep_on[np.argmin(np.abs(beep_on - t))] - t for t in light_on])
+    # kept frames are 1/8 s apart (of a 10 fps source): a light is seen up to ~0.18 s after it starts
+    assert np.all(np.abs(offsets) < 0.25), f"sound minus picture per event: {np.round(offsets, 3)} s"

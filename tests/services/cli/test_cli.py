@@ -27,6 +27,8 @@ from tests.fixtures.cli import OMNISIFT_COMMAND, unconfigured_env
 from tests.fixtures.network import free_port
 from tests.fixtures.service import past_minute_unambiguous_in, wait_for
 
+pytestmark = pytest.mark.e2e  # real Ray Serve, Redis and media servers
+
 API_KEY = "cli-test-key-5d1e"
 CAMERA = "gate"
 ZONE = "Europe/Berlin"

@@ -7,7 +7,11 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.cli import OMNISIFT_COMMAND, unconfigured_env
+
+pytestmark = pytest.mark.e2e  # real Ray Serve, Redis and media servers
 
 DEMO_DEADLINE_S = 600.0
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from pipeline.ingest.sample_media import write_sample_video
 from tests.fixtures.media_servers import RtspCamera
 from tests.fixtures.service import running_service, stored_clips, stream_status, wait_for, wait_for_job
+
+pytestmark = pytest.mark.e2e  # real Ray Serve, Redis and media servers
 
 CLIP_SECONDS = 4
 

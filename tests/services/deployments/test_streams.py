@@ -10,6 +10,8 @@ from tests.fixtures.media_servers import RtspCamera, RtspPublisher
 from tests.fixtures.network import free_port
 from tests.fixtures.service import running_service, stored_clips, wait_for
 
+pytestmark = pytest.mark.e2e  # real Ray Serve, Redis and media servers
+
 CLIP_SECONDS = 4
 
 

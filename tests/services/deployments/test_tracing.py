@@ -16,6 +16,8 @@ from pipeline.ingest.sample_media import write_sample_video
 from tests.fixtures.network import free_port
 from tests.fixtures.service import running_service, wait_for, wait_for_job
 
+pytestmark = pytest.mark.e2e  # real Ray Serve, Redis and media servers
+
 
 class Collector(http.server.ThreadingHTTPServer):
     """An OTLP/HTTP trace receiver on loopback: span name -> list of (trace id, component)."""

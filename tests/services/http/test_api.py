@@ -17,6 +17,8 @@ import pytest
 from pipeline.ingest.sample_media import SceneEvent, write_sample_video
 from tests.fixtures.service import past_minute_unambiguous_in, running_service, wait_for_job
 
+pytestmark = pytest.mark.e2e  # real Ray Serve, Redis and media servers
+
 API_KEY = "test-key-123"
 CAMERA = "lobby"
 BERLIN = ZoneInfo("Europe/Berlin")
