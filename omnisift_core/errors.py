@@ -1,4 +1,4 @@
-"""Error types of the method library; the service maps them to HTTP 4xx in one place."""
+"""Error types of the method library; the service maps them to HTTP statuses in one place."""
 
 
 class OmniSiftError(Exception):

@@ -13,6 +13,10 @@ class ServiceError(OmniSiftError):
         super().__init__(redact_text(message))
 
 
+class InvalidManifest(ServiceError, ValueError):
+    """A training manifest line that cannot be used (not JSON, missing fields, a missing video)."""
+
+
 class NotFound(ServiceError):
     """A camera (or other resource) the request names does not exist."""
 

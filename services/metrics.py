@@ -30,6 +30,10 @@ class Metrics:
         self.reconnects = per_camera("omnisift_camera_reconnects", "Source reconnects")
         self.bytes = per_camera("omnisift_camera_stored_bytes", "Anchor-store bytes held")
 
+    def observe_query(self, answer_source: str, seconds: float) -> None:
+        self.queries.labels(answer_source).inc()
+        self.query_seconds.observe(seconds)
+
     def render(self, statuses: Mapping[str, CameraStatus], stored_bytes: Mapping[str, int]) -> tuple[bytes, str]:
         for gauge in (self.lag, self.connected, self.stored, self.dropped, self.reconnects, self.bytes):
             gauge.clear()

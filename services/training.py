@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import torch
 
 from omnisift_core.backbone import ClipContext, load_encoder, load_language
-from omnisift_core.errors import OmniSiftError
 from omnisift_core.train import StepReport, TrainingConfig, TrainingExample, save_selector, train_selector
 from omnisift_core.vgas import VisionGuidedAudioSelector
 from pipeline.clips import ClipWindow
@@ -29,6 +28,7 @@ from pipeline.ingest.encoder_input import clip_media
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.ingest.sources import ClipSource, SourceSpec
 from pipeline.query.wording import clip_header
+from services.errors import InvalidManifest
 from services.models import model_setup
 from services.settings import Settings
 
@@ -36,10 +36,6 @@ DEFAULT_QUESTION = "Describe what happens in these clips."
 _CAMERA = "train"
 _UTC = ZoneInfo("UTC")
 _START = datetime(2000, 1, 1, tzinfo=timezone.utc)  # training clips need a time for their headers only
-
-
-class InvalidManifest(OmniSiftError, ValueError):
-    """A manifest line that cannot become a training example."""
 
 
 @dataclass(frozen=True)

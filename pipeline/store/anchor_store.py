@@ -153,7 +153,10 @@ class AnchorStore:
         index, usage = self._key(camera, "index"), self._key(camera, "usage")
 
         def write() -> bool:
-            self.client.sadd(self._cameras_key, camera)  # idempotent; kept out of the per-camera transaction
+            with self.client.pipeline(transaction=False) as claims:  # idempotent; other slots than the camera's
+                claims.sadd(self._cameras_key, camera)
+                claims.set(self._fingerprint_key, self.fingerprint, nx=True)  # re-claimed after a purge
+                claims.execute()
 
             def replace(pipe, old: bytes | None) -> None:
                 pipe.delete(key)
@@ -178,6 +181,7 @@ class AnchorStore:
         self, clip_ids: Sequence[str], dtype: torch.dtype = torch.float32, skip_missing: bool = False
     ) -> list[StoredClip]:
         """Clips in the order asked, read in pipelined round trips of READ_BATCH clips."""
+        self._require_fingerprint("reading tokens")
         self._check_namespace(claim=False)
         keys = [self._clip_key(*parse_clip_id(c)) for c in clip_ids]
 
@@ -200,7 +204,6 @@ class AnchorStore:
         return results
 
     def _decode(self, fields: dict[bytes, bytes], dtype: torch.dtype) -> StoredClip:
-        self._require_fingerprint("reading tokens")
         meta = decode_meta(fields[b"meta"])
         if meta.fingerprint != self.fingerprint:
             raise FingerprintMismatch(

@@ -109,6 +109,12 @@ class Client:
                     )
                 time.sleep(poll_s)
 
+    # store maintenance
+
+    def purge(self) -> schemas.Purged:
+        """Delete every stored clip and the store's model fingerprint (camera settings and streams stay)."""
+        return schemas.Purged.model_validate(self._request("POST", "/v1/store/purge").json())
+
     # queries
 
     def query(

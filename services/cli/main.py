@@ -206,6 +206,26 @@ def events(
 
 
 @app.command()
+def purge(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete every stored clip and the store's model fingerprint, so the store takes tokens of another model
+    or compression setting (camera settings and streams stay)."""
+    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+        if not yes and not typer.confirm("Delete every stored clip of the service?"):
+            raise CliError("nothing deleted")
+        purged = client.purge()
+        if as_json:
+            print_json(purged)
+        else:
+            typer.echo(f"deleted {purged.clips_removed} clips from store namespace {purged.namespace}")
+
+
+@app.command()
 def demo(
     ctx: typer.Context,
     file: Annotated[

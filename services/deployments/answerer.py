@@ -5,23 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 
 from omnisift_core.backbone import ClipContext, load_language
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.connection import connect
+from services.deployments.queries import PlannedPrompt
 from services.models import model_setup, use_cpu_threads
 from services.settings import Settings
 from services.telemetry import configure_tracing, continued, tracer
-
-
-@dataclass(frozen=True)
-class PlannedPrompt:
-    """What the gateway planned: the question and, per clip, its id and time header, in prompt order."""
-
-    question: str
-    clips: tuple[tuple[str, str], ...]  # (clip_id, header)
-    max_new_tokens: int
 
 
 class Answerer:

@@ -37,8 +37,8 @@ class Gateway:
         connection = connect(settings.redis_config())
         self.store = AnchorStore.open(connection, None, settings.store_config())  # metadata only: no model
         self.registry = Registry(connection.client, settings.store_namespace, where=connection.url)
-        self.queries = QueryEngine(settings, self.store, answerer if settings.answers_with_llm else None)
         self.metrics = Metrics()
+        self.queries = QueryEngine(settings, self.store, answerer if settings.answers_with_llm else None, self.metrics)
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -22,11 +22,20 @@ from pipeline.query.timeparse import TimeParseConfig, TimeRange, resolve_time_ra
 from pipeline.query.wording import clip_header, describe_timeline
 from pipeline.records import ClipMeta
 from pipeline.store.anchor_store import AnchorStore
-from services.deployments.answerer import PlannedPrompt
 from services.errors import NotFound
 from services.http import schemas
+from services.metrics import Metrics
 from services.settings import Settings
 from services.telemetry import current_carrier, tracer
+
+
+@dataclass(frozen=True)
+class PlannedPrompt:
+    """What the gateway planned: the question and, per clip, its id and time header, in prompt order."""
+
+    question: str
+    clips: tuple[tuple[str, str], ...]  # (clip_id, header)
+    max_new_tokens: int
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,11 @@ class Prepared:
 class QueryEngine:
     """Answers questions and lists events over the store; the language model only when an answerer is given."""
 
-    def __init__(self, settings: Settings, store: AnchorStore, answerer: DeploymentHandle | None):
+    def __init__(self, settings: Settings, store: AnchorStore, answerer: DeploymentHandle | None, metrics: Metrics):
         self.settings = settings
         self.store = store
         self.answerer = answerer
+        self.metrics = metrics
         self.activity = settings.activity_config()
         self.planner = QueryPlanner(store, settings.planner_config())
         self.time_config = TimeParseConfig(default_window=timedelta(minutes=settings.default_query_minutes))
@@ -163,7 +173,9 @@ class QueryEngine:
             else:
                 yield "token", {"text": self.timeline_answer(prepared)}
                 full, sent, source = prepared.plan.full_tokens, prepared.plan.tokens, "timeline"
-            latency = round((time.perf_counter() - began) * 1000, 1)
+            seconds = time.perf_counter() - began
+            self.metrics.observe_query(source, seconds)
+            latency = round(seconds * 1000, 1)
             yield "done", {"answer_source": source, "usage": {"full_tokens": full, "sent_tokens": sent},
                            "latency_ms": latency}  # fmt: skip
         finally:

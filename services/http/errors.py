@@ -21,13 +21,24 @@ from pipeline.errors import (
     InvalidRecord,
     InvalidTimeRange,
     MediaTooLarge,
+    PipelineError,
+    SchemaMismatch,
     SourceUnavailable,
+    StoreError,
     StoreUnavailable,
     UnknownJob,
     UnknownStream,
 )
 from pipeline.redaction import redact_text
-from services.errors import Conflict, NotFound, NotReady, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from services.errors import (
+    Conflict,
+    InvalidManifest,
+    NotFound,
+    NotReady,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +66,10 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidTokens, 422, "invalid_input"),
     (InvalidConfig, 400, "invalid_config"),
     (ModelUnavailable, 503, "model_unavailable"),
+    (InvalidManifest, 400, "invalid_manifest"),
+    (SchemaMismatch, 409, "schema_mismatch"),
+    (StoreError, 503, "store_busy"),  # e.g. too many concurrent modifications: try again
+    (PipelineError, 400, "bad_request"),
 ]
 DOCUMENTED = sorted({status for _, status, _ in STATUS})
 

@@ -111,7 +111,7 @@ class QueryRequest(Strict):
     start: UtcTime | None = None
     end: UtcTime | None = None
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
-    stream: bool = Field(False, description="answer as Server-Sent Events: token, evidence, done")
+    stream: bool = Field(False, description="answer as Server-Sent Events: evidence, token..., done")
 
 
 class TimeRangeUsed(Strict):

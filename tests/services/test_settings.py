@@ -70,9 +70,23 @@ def test_shipped_serve_config_builds_the_application():
     application = config["applications"][0]
     assert application["import_path"] == "services.app:app_builder"
     app = app_builder(application["args"])
-    deployments = {d["name"] for d in application["deployments"]}
-    assert deployments == {"EncoderCompressor", "Answerer", "Gateway", "Ingest"}
-    assert type(app).__name__ == "Application"
+    graph = deployment_graph(app)
+    assert set(graph) == {d["name"] for d in application["deployments"]}  # serve.yaml names every deployment
+    assert app._bound_deployment.name == "Gateway"  # the HTTP ingress
+    assert graph == {"Gateway": ["Ingest", "Answerer"], "Ingest": ["EncoderCompressor"], "EncoderCompressor": [],
+                     "Answerer": []}  # fmt: skip
+
+
+def deployment_graph(app) -> dict[str, list[str]]:
+    """Deployment name -> the deployments bound into its constructor, walking the Serve application."""
+    graph: dict[str, list[str]] = {}
+    pending = [app]
+    while pending:
+        deployment = pending.pop()._bound_deployment
+        bound = [a for a in deployment.init_args if hasattr(a, "_bound_deployment")]
+        graph[deployment.name] = [b._bound_deployment.name for b in bound]
+        pending += bound
+    return graph
 
 
 def test_the_novelty_video_budget_reaches_the_compressor_and_is_omnisift_only():

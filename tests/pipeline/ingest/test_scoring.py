@@ -3,6 +3,9 @@ noise floor, and the floor carried to the camera's next clip."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
@@ -18,7 +21,9 @@ from pipeline.ingest.scoring import (
     score_clip,
 )
 from pipeline.records import ChunkScores, ClipRecord
-from tests.fixtures.anchor_clips import FINGERPRINT, SAMPLE_RATE, compressed_record, scene_clip, waveform
+from pipeline.store.anchor_store import AnchorStore
+from pipeline.store.config import RetentionPolicy, StoreConfig
+from tests.fixtures.anchor_clips import FINGERPRINT, SAMPLE_RATE, T0, compressed_record, scene_clip, waveform
 
 CONFIG = ActivityConfig()
 
@@ -107,3 +112,27 @@ def test_record_for_window_scores_the_window_and_adapts_the_noise_floor():
     silent = window(record, np.zeros(160000, np.float32), False)
     mute = record_for_window(silent, compression, FINGERPRINT)
     assert not mute.has_audio and mute.scores.audio_salience == (0.0,) * 5
+
+
+def test_the_noise_floor_carried_in_the_store_is_the_same_whichever_handle_scores_a_clip(redis_server):
+    """Two encoder replicas are two store handles: scoring a camera's clips alternately through them gives
+    the records one handle gives, because each clip's floor comes from the camera's previous stored clip."""
+    config = StoreConfig(retention=RetentionPolicy(None, None))
+    one = AnchorStore(redis_server.client(), FINGERPRINT, config)
+    two = [AnchorStore(redis_server.client(), FINGERPRINT, replace(config, namespace="replicas")) for _ in "ab"]
+    levels = (-70, -40, -40, -20, -40, -40)  # quiet, then room tone, a loud clip, room tone again
+    sequences = {}
+    for name, handles in (("one", [one] * 6), ("alternating", [two[0], two[1]] * 3)):
+        records = []
+        for i, (handle, level) in enumerate(zip(handles, levels, strict=True)):
+            record, compression = compressed_record(start=T0 + timedelta(seconds=10 * i), seed=i)
+            clip = window(record, waveform(10, level_dbfs=level, loud_chunks=(0, 1, 2, 3, 4)), True)
+            previous = handle.previous_meta("lobby", clip.start)
+            floor = None if previous is None else previous.noise_floor_dbfs
+            records.append(record_for_window(clip, compression, FINGERPRINT, CONFIG, floor))
+            handle.put(records[-1])
+        sequences[name] = [(r.scores, r.noise_floor_dbfs) for r in records]
+    assert sequences["alternating"] == sequences["one"]
+    floors = [floor for _, floor in sequences["one"]]
+    assert floors == pytest.approx([floors[0] + k for k in range(6)])  # from the quiet clip up, 1 dB per clip
+    assert floors[0] == pytest.approx(-67, abs=1)

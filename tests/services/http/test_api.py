@@ -1,4 +1,5 @@
-"""The REST API end to end: real Ray Serve deployments, the embedded Redis, a generated CCTV file.
+"""The REST API end to end: real Ray Serve deployments, the embedded Redis, a generated CCTV file. (The
+contract itself, bad requests and auth route by route, is checked in-process in test_routes.py.)
 
 The file is a minute of a still scene in which a person walks by (22-32 s) with an alarm (26-27 s);
 the rest is quiet. The camera is in Europe/Berlin, so questions use Berlin wall-clock times.
@@ -7,6 +8,7 @@ the rest is quiet. The camera is in Europe/Berlin, so questions use Berlin wall-
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -138,10 +140,13 @@ def test_streamed_answer_sends_evidence_tokens_and_done(client, footage):
     assert events[-1][1]["answer_source"] == "timeline"
 
 
-def test_metrics_report_the_camera(client, footage):
+def test_metrics_report_the_camera_and_the_queries(client, footage):
+    assert client.post("/v1/query", json={"question": "anything?"}).status_code == 200
     text = client.get("/metrics").text
-    assert f'omnisift_camera_stored_bytes{{camera_id="{CAMERA}"}}' in text
-    assert "omnisift_queries_total" in text
+    stored = re.search(rf'omnisift_camera_stored_bytes{{camera_id="{CAMERA}"}} ([\d.e+]+)', text)
+    assert stored and float(stored.group(1)) > 0
+    queries = re.search(r'omnisift_queries_total{answer_source="timeline"} ([\d.]+)', text)
+    assert queries and float(queries.group(1)) >= 1
 
 
 def test_health_needs_no_key_and_everything_else_does(service):
@@ -154,81 +159,6 @@ def test_health_needs_no_key_and_everything_else_does(service):
             assert response.json()["error"]["code"] == "unauthorized"
         wrong = anonymous.get("/v1/streams", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and API_KEY not in wrong.text
-
-
-def test_openapi_describes_every_route(client):
-    paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/v1/streams", "/v1/streams/{camera_id}", "/v1/files", "/v1/jobs/{job_id}", "/v1/query",
-                 "/v1/events", "/v1/clips/{clip_id}", "/healthz", "/readyz", "/metrics"):  # fmt: skip
-        assert path in paths
-
-
-BAD_REQUESTS = [
-    ("unknown camera", "POST", "/v1/query", {"json": {"question": "hi", "cameras": ["garage"]}}, 404, "not_found"),
-    (
-        "reversed range",
-        "POST",
-        "/v1/query",
-        {"json": {"question": "hi", "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T09:00:00Z"}},
-        400,
-        "invalid_time_range",
-    ),
-    ("time without zone", "POST", "/v1/query", {"json": {"question": "hi", "start": "2026-01-01T10:00"}}, 422, None),
-    ("empty question", "POST", "/v1/query", {"json": {"question": ""}}, 422, "invalid_request"),
-    ("unknown field", "POST", "/v1/query", {"json": {"question": "hi", "camera": "x"}}, 422, "invalid_request"),
-    ("forbidden scheme", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "ftp://10.0.0.1/x"}}, 400, None),
-    (
-        "playlist trick",
-        "POST",
-        "/v1/streams",
-        {"json": {"camera_id": "c1", "url": "concat:/etc/passwd|/etc/hosts"}},
-        400,
-        "forbidden_source",
-    ),
-    (
-        "url and push",
-        "POST",
-        "/v1/streams",
-        {"json": {"camera_id": "c1", "url": "rtsp://h/x", "push": True}},
-        422,
-        None,
-    ),
-    ("neither", "POST", "/v1/streams", {"json": {"camera_id": "c1"}}, 422, "invalid_request"),
-    ("bad camera id", "POST", "/v1/streams", {"json": {"camera_id": "a b", "url": "rtsp://h/x"}}, 422, None),
-    (
-        "bad timezone",
-        "POST",
-        "/v1/streams",
-        {"json": {"camera_id": "c1", "url": "rtsp://127.0.0.1:9/x", "timezone": "Mars/Olympus"}},
-        422,
-        "invalid_record",
-    ),
-    ("json upload", "POST", "/v1/files", {"json": {"camera_id": "c1"}}, 415, "unsupported_media_type"),
-    ("missing file", "POST", "/v1/files", {"data": {"camera_id": "c1"}, "files": {"x": ("a", b"1")}}, 422, None),
-    ("unknown job", "GET", "/v1/jobs/0123abcd", {}, 404, "unknown_job"),
-    ("unknown stream", "GET", "/v1/streams/nope", {}, 404, "unknown_stream"),
-    ("delete unknown stream", "DELETE", "/v1/streams/nope", {}, 404, "unknown_stream"),
-    ("unknown clip", "GET", "/v1/clips/lobby@123", {}, 404, "clip_not_found"),
-    ("malformed clip id", "GET", "/v1/clips/nonsense", {}, 422, None),
-    ("unknown route", "GET", "/v2/anything", {}, 404, "not_found"),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "method", "path", "kwargs", "status", "code"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
-)
-def test_bad_requests_get_a_4xx_with_a_reason(client, footage, case, method, path, kwargs, status, code):
-    response = client.request(method, path, **kwargs)
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code
-
-
-def test_upload_of_random_bytes_is_refused_as_invalid_media(client):
-    response = client.post("/v1/files", files={"file": ("x.mp4", b"\x00garbage" * 1000)}, data={"camera_id": "c2"})
-    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_media"
 
 
 def test_upload_over_the_size_limit_is_refused(client):

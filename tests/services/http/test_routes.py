@@ -1,0 +1,231 @@
+"""The REST API in-process (fast tier): the FastAPI app over the real Gateway, Ingest and store on a real
+redis-server; only Serve's transport is replaced (tests/fixtures/in_process.py). Clips are written to the
+store as ingest writes them, so queries, events and metadata are checked on known scores."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline.records import ClipRecord
+from pipeline.store.anchor_store import AnchorStore
+from pipeline.store.config import CameraSettings
+from services.deployments.gateway import Gateway
+from services.deployments.ingest import Ingest
+from services.http.app import create_api
+from services.settings import Settings
+from tests.fixtures.anchor_clips import FINGERPRINT, T0, record_at
+from tests.fixtures.in_process import InProcessHandle
+
+API_KEY = "fast-key"
+CAMERA = "lobby"
+UPLOAD_LIMIT = 2 << 20
+
+
+@dataclass(frozen=True)
+class Api:
+    client: TestClient
+    store: AnchorStore
+    ingest: Ingest
+    clips: tuple[ClipRecord, ...]
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def api(redis_servers, tmp_path_factory):
+    """Six clips of the lobby camera from T0: an object moves in the second (frame 3, chunk 1) and an alarm
+    sounds in the fourth (chunk 2); the rest is quiet."""
+    redis = redis_servers(persistence=False)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("api"), redis_url=redis.url, api_key=API_KEY, max_upload_bytes=UPLOAD_LIMIT
+    )
+    ingest = Ingest(settings, encoder=None)  # no clip reaches an encoder here: sources are refused or silent
+    gateway = Gateway(settings, InProcessHandle(ingest), answerer=None)
+    store = AnchorStore(redis.client(), FINGERPRINT, settings.store_config())
+    store.set_camera(CameraSettings(CAMERA, "Europe/Berlin"))
+    clips = tuple(
+        record_at(CAMERA, 10 * i, moving_frames=frozenset({3}) if i == 1 else frozenset(), loud_chunks=(2,) * (i == 3))
+        for i in range(6)
+    )
+    for clip in clips:
+        store.put(clip)
+    with TestClient(create_api(gateway, settings), headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+        yield Api(client, store, ingest, clips)
+    for worker in list(ingest.cameras.values()):
+        worker.stop(timeout=5)
+
+
+def range_of(start_s: float, end_s: float) -> dict:
+    return {"start": at(start_s).isoformat(), "end": at(end_s).isoformat()}
+
+
+def test_events_are_the_stored_motion_and_sound_at_their_times(api):
+    events = api.client.get("/v1/events", params={"camera_id": CAMERA, **range_of(0, 60)})
+    assert events.status_code == 200, events.text
+    found = [(e["start"], e["end"], e["clip_ids"]) for e in events.json()]
+    assert found == [
+        ("2026-03-14T14:00:12Z", "2026-03-14T14:00:14Z", [api.clips[1].clip_id]),
+        ("2026-03-14T14:00:34Z", "2026-03-14T14:00:36Z", [api.clips[3].clip_id]),
+    ]
+    motion, sound = events.json()
+    assert motion["activity"] > 0.02 and motion["audio_salience"] < 0.34
+    assert sound["activity"] == 0.0 and sound["audio_salience"] == 1.0
+
+
+def test_a_question_over_a_range_cites_its_clips_and_answers_from_the_timeline(api):
+    response = api.client.post("/v1/query", json={"question": "what happened?", **range_of(0, 60)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["answer_source"] == "timeline"
+    assert body["time_range"] == {
+        "start": "2026-03-14T14:00:00Z",
+        "end": "2026-03-14T14:01:00Z",
+        "source": "explicit",
+        "timezone": "Europe/Berlin",
+        "instant": None,
+    }
+    assert [e["clip_id"] for e in body["evidence"]] == [c.clip_id for c in api.clips]
+    assert body["answer"].splitlines() == [
+        "lobby: activity from 15:00:12 to 15:00:14 Europe/Berlin on 2026-03-14, 14:00:12 to 14:00:14 UTC (motion).",
+        "lobby: activity from 15:00:34 to 15:00:36 Europe/Berlin on 2026-03-14, 14:00:34 to 14:00:36 UTC "
+        "(no visible motion, loud sound).",
+    ]
+    kept = sum(c.tokens.video.embeddings.shape[0] + c.tokens.audio.embeddings.shape[0] for c in api.clips)
+    assert body["usage"]["sent_tokens"] == kept + 16 * len(api.clips)  # kept tokens plus a header per clip
+
+
+def test_a_quiet_range_says_so_and_invents_nothing(api):
+    body = api.client.post("/v1/query", json={"question": "anything?", **range_of(40, 60)}).json()
+    assert body["answer"].startswith("lobby: no activity from") and body["answer"].endswith("(2 clips checked).")
+
+
+def test_the_streamed_answer_is_evidence_then_the_same_text_then_done(api):
+    question = {"question": "what happened?", **range_of(10, 40)}
+    with api.client.stream("POST", "/v1/query", json={**question, "stream": True}) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    events = [(m[1], json.loads(m[2])) for m in re.finditer(r"event: (\w+)\ndata: (.*)\n\n", text)]
+    names = [name for name, _ in events]
+    assert names == ["evidence", "token", "done"]
+    assert events[1][1]["text"] == api.client.post("/v1/query", json=question).json()["answer"]
+    assert [e["clip_id"] for e in events[0][1]["evidence"]] == [c.clip_id for c in api.clips[1:4]]
+
+
+def test_a_clips_metadata_has_its_counts_and_chunk_scores(api):
+    record = api.clips[3]
+    clip = api.client.get(f"/v1/clips/{record.clip_id}").json()
+    assert clip["start"] == "2026-03-14T14:00:30Z" and clip["end"] == "2026-03-14T14:00:40Z"
+    assert (clip["video_tokens_kept"], clip["audio_tokens_kept"]) == (
+        len(record.tokens.video),
+        len(record.tokens.audio),
+    )
+    assert (clip["video_tokens_source"], clip["audio_tokens_source"]) == record.source_counts
+    assert clip["audio_salience"] == list(record.scores.audio_salience) and clip["fingerprint"] == FINGERPRINT
+
+
+def test_metrics_count_queries_and_report_stored_bytes(api):
+    def counted() -> float:
+        match = re.search(
+            r'omnisift_queries_total\{answer_source="timeline"\} ([\d.]+)', api.client.get("/metrics").text
+        )
+        return float(match.group(1)) if match else 0.0
+
+    before = counted()
+    for _ in range(2):
+        api.client.post("/v1/query", json={"question": "hi", **range_of(0, 10)})
+    assert counted() == before + 2
+    stored = re.search(
+        rf'omnisift_camera_stored_bytes\{{camera_id="{CAMERA}"\}} ([\d.e+]+)', api.client.get("/metrics").text
+    )
+    assert float(stored.group(1)) == api.store.usage(CAMERA).stored_bytes
+
+
+def test_a_camera_with_credentials_is_never_echoed_and_a_duplicate_conflicts(api):
+    body = {"camera_id": "door", "url": "rtsp://admin:s3cret@127.0.0.1:9/stream"}
+    created = api.client.post("/v1/streams", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["url"] == "rtsp://***@127.0.0.1:9/stream" and "s3cret" not in created.text
+    again = api.client.post("/v1/streams", json=body)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_exists"
+    assert "s3cret" not in again.text + api.client.get("/v1/streams").text + api.client.get("/v1/streams/door").text
+    assert api.client.get("/v1/streams/door").json()["state"] in ("connecting", "reconnecting", "waiting")
+    assert api.client.delete("/v1/streams/door").status_code == 204
+    assert api.client.get("/v1/streams/door").json()["error"]["code"] == "unknown_stream"
+
+
+BAD_REQUESTS = [
+    ("unknown camera", "POST", "/v1/query", {"json": {"question": "hi", "cameras": ["garage"]}}, 404, "not_found"),
+    ("reversed range", "POST", "/v1/query", {"json": {"question": "hi", **range_of(60, 0)}}, 400, "invalid_time_range"),
+    ("time without zone", "POST", "/v1/query", {"json": {"question": "hi", "start": "2026-01-01T10:00"}}, 422,
+     "invalid_request"),
+    ("empty question", "POST", "/v1/query", {"json": {"question": ""}}, 422, "invalid_request"),
+    ("unknown field", "POST", "/v1/query", {"json": {"question": "hi", "camera": "x"}}, 422, "invalid_request"),
+    ("unknown event camera", "GET", "/v1/events", {"params": {"camera_id": "garage"}}, 404, "not_found"),
+    ("forbidden scheme", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "ftp://10.0.0.1/x"}}, 400,
+     "forbidden_source"),
+    ("playlist trick", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "concat:/etc/passwd|/etc/hosts"}},
+     400, "forbidden_source"),
+    ("url and push", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://h/x", "push": True}}, 422,
+     "invalid_request"),
+    ("neither", "POST", "/v1/streams", {"json": {"camera_id": "c1"}}, 422, "invalid_request"),
+    ("bad camera id", "POST", "/v1/streams", {"json": {"camera_id": "a b", "url": "rtsp://h/x"}}, 422,
+     "invalid_request"),
+    ("bad timezone", "POST", "/v1/streams",
+     {"json": {"camera_id": "c1", "url": "rtsp://127.0.0.1:9/x", "timezone": "Mars/Olympus"}}, 422, "invalid_record"),
+    ("json upload", "POST", "/v1/files", {"json": {"camera_id": "c1"}}, 415, "unsupported_media_type"),
+    ("missing file", "POST", "/v1/files", {"data": {"camera_id": "c1"}, "files": {"x": ("a", b"1")}}, 422,
+     "invalid_request"),
+    ("random bytes", "POST", "/v1/files", {"data": {"camera_id": "c2"}, "files": {"file": ("x.mp4", b"\0junk" * 999)}},
+     422, "invalid_media"),
+    ("too large", "POST", "/v1/files",
+     {"data": {"camera_id": "c2"}, "files": {"file": ("big.mp4", b"\0" * (UPLOAD_LIMIT + 1))}}, 413,
+     "payload_too_large"),
+    ("unknown job", "GET", "/v1/jobs/0123abcd", {}, 404, "unknown_job"),
+    ("unknown stream", "GET", "/v1/streams/nope", {}, 404, "unknown_stream"),
+    ("delete unknown stream", "DELETE", "/v1/streams/nope", {}, 404, "unknown_stream"),
+    ("unknown clip", "GET", "/v1/clips/lobby@123", {}, 404, "clip_not_found"),
+    ("malformed clip id", "GET", "/v1/clips/nonsense", {}, 422, "invalid_record"),
+    ("unknown route", "GET", "/v2/anything", {}, 404, "not_found"),
+    ("wrong method", "PUT", "/v1/query", {}, 405, "method_not_allowed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "method", "path", "kwargs", "status", "code"), BAD_REQUESTS,
+                         ids=[c[0] for c in BAD_REQUESTS])  # fmt: skip
+def test_bad_requests_get_a_4xx_with_their_code_and_a_reason(api, case, method, path, kwargs, status, code):
+    response = api.client.request(method, path, **kwargs)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
+    assert response.json()["error"]["message"]
+    assert not any(api.ingest.settings.uploads_dir.iterdir()), "a refused upload was left on disk"
+
+
+def test_every_route_but_health_needs_the_key(api):
+    anonymous = TestClient(api.client.app)
+    assert anonymous.get("/healthz").status_code == 200 and anonymous.get("/readyz").status_code == 200
+    routes = [(method.upper(), path.replace("{camera_id}", "lobby").replace("{job_id}", "j").replace(
+        "{clip_id}", "lobby@0")) for path, item in api.client.get("/openapi.json").json()["paths"].items()
+        for method in item if path not in ("/healthz", "/readyz")]  # fmt: skip
+    assert len(routes) == 11
+    for method, path in routes:
+        response = anonymous.request(method, path, json={"question": "x"} if path == "/v1/query" else None)
+        assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized"), (method, path)
+    wrong = anonymous.get("/v1/streams", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and API_KEY not in wrong.text
+
+
+def test_purge_removes_every_clip_and_keeps_the_camera(api):
+    """Last in this module: it empties the store the other tests read."""
+    purged = api.client.post("/v1/store/purge")
+    assert purged.json() == {"clips_removed": 6, "namespace": "omnisift"}
+    assert api.client.get(f"/v1/clips/{api.clips[0].clip_id}").json()["error"]["code"] == "clip_not_found"
+    assert api.store.stored_fingerprint() is None and api.store.camera(CAMERA).timezone == "Europe/Berlin"
+    api.store.put(api.clips[0])  # the next write claims the namespace again
+    assert api.store.stored_fingerprint() == FINGERPRINT
