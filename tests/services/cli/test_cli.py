@@ -304,6 +304,19 @@ def test_serve_refuses_a_port_that_is_taken(served):
     assert_one_line_error(result, f"cannot listen on 127.0.0.1:{served.port}", "--port")
 
 
+def test_purge_asks_first_then_deletes_every_clip(served, footage):
+    """Near the end: it empties the store the tests above read."""
+    refused = omnisift("--config", str(served.config), "purge")  # no terminal to say yes: nothing deleted
+    assert refused.exit_code == 1 and "nothing deleted" in refused.stderr
+    done = omnisift("--config", str(served.config), "purge", "--yes", "--json")
+    assert done.exit_code == 0, done.output
+    purged = json.loads(done.stdout)
+    assert purged["namespace"] == "omnisift" and purged["clips_removed"] >= 3  # the footage's clips at least
+    events = omnisift("--config", str(served.config), "events", "--json", "--start", footage.at(0).isoformat(),
+                      "--end", footage.at(30).isoformat())  # fmt: skip
+    assert json.loads(events.stdout) == []
+
+
 # ---- stopping: keep last, it ends the module's service ------------------------------------------------------
 
 
