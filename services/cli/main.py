@@ -216,8 +216,8 @@ def purge(
     """Delete every stored clip and the store's model fingerprint, so the store takes tokens of another model
     or compression setting (camera settings and streams stay)."""
     with _clear_errors(), connect(ctx.obj, url, api_key) as client:
-        if not yes and not typer.confirm("Delete every stored clip of the service?"):
-            raise CliError("nothing deleted")
+        if not yes and not _confirmed("Delete every stored clip of the service?"):
+            raise CliError("nothing deleted (pass --yes to delete without asking)")
         purged = client.purge()
         if as_json:
             print_json(purged)
@@ -346,6 +346,14 @@ def _clear_errors() -> Iterator[None]:
 def _fail(message: str) -> None:
     typer.echo(f"error: {' '.join(redact_text(message).split())}", err=True)
     raise typer.Exit(1)
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on the terminal; no answer (no terminal, end of input) is no."""
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:
+        return False
 
 
 def ensure_port_free(host: str, port: int) -> None:
