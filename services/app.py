@@ -18,6 +18,8 @@ from services.deployments.ingest import Ingest
 from services.settings import DeploymentOptions, Settings
 from services.telemetry import otel_environment
 
+GRACEFUL_STOP_S = 2.0
+
 
 def _deployment(cls: type, options: DeploymentOptions):
     actor_options = {
@@ -25,7 +27,12 @@ def _deployment(cls: type, options: DeploymentOptions):
         "num_gpus": options.num_gpus,
         "runtime_env": {"env_vars": otel_environment()},
     }
-    return serve.deployment(cls).options(num_replicas=options.num_replicas, ray_actor_options=actor_options)
+    return serve.deployment(cls).options(
+        num_replicas=options.num_replicas,
+        ray_actor_options=actor_options,
+        graceful_shutdown_wait_loop_s=0.2,  # requests in flight are checked this often while stopping ...
+        graceful_shutdown_timeout_s=GRACEFUL_STOP_S,  # ... and given this long, so `serve` stops in seconds
+    )
 
 
 def build_app(settings: Settings) -> Application:

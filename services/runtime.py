@@ -45,8 +45,9 @@ def start_ray(settings: Settings) -> None:
         raise RuntimeError("Ray is already initialized in this process: run one omnisift service per process")
     if settings.ray_address:
         ray.init(address=settings.ray_address, namespace=APP_NAME)
-    else:  # a private local cluster bound to loopback only
+    else:  # a private local cluster bound to loopback only, whatever other Ray runs (or ran) on the machine
         ray.init(
+            address="local",  # never follow RAY_ADDRESS-less discovery (`ray start` leaves ray_current_cluster)
             num_cpus=_local_cpus(settings),
             include_dashboard=False,
             namespace=APP_NAME,
