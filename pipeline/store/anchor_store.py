@@ -6,6 +6,7 @@ camera lives in one slot and a clip's write is one MULTI/EXEC):
     ns:cameras                      set     camera ids with stored clips or settings
     ns:{camera}:clip:<start_ms>     hash    one clip: "meta" JSON, "size", and raw little-endian arrays
     ns:{camera}:index               zset    member clip id, score start_ms
+    ns:{camera}:stored              zset    member clip id, score the server time it was stored (ms): retention age
     ns:{camera}:usage               hash    "bytes", "clips": running totals kept in the same transactions
     ns:{camera}:settings            string  CameraSettings JSON (timezone, retention)
 A clip hash holds "meta" (ClipMeta JSON: times, fingerprint, encoding, grid, counts before/after,
@@ -20,9 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import redis
 import torch
@@ -36,6 +37,12 @@ from pipeline.store.config import CameraSettings, RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConnection, watched_transaction
 
 log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 READ_BATCH = 4  # clips per pipelined round trip: larger replies slow redis-py's parser down
 
 
@@ -63,11 +70,18 @@ class AnchorStore:
     """Compressed clips by camera and time. Thread-safe; every operation retries per `config.retry`."""
 
     def __init__(
-        self, client: redis.Redis, fingerprint: str | None, config: StoreConfig | None = None, where: str = ""
+        self,
+        client: redis.Redis,
+        fingerprint: str | None,
+        config: StoreConfig | None = None,
+        where: str = "",
+        clock: Callable[[], datetime] = utc_now,
     ):
         """`fingerprint` is the model+compressor identity of the tokens this handle writes and reads; None
-        opens a metadata handle (the gateway's), which never touches tokens and so needs no model."""
+        opens a metadata handle (the gateway's), which never touches tokens and so needs no model. `clock` is
+        the server's: retention ages clips by when they were stored, never by their footage's own times."""
         self.client = client
+        self.clock = clock
         self.fingerprint = fingerprint
         self.config = config or StoreConfig()
         self.where = where or _describe(client)
@@ -150,7 +164,7 @@ class AnchorStore:
         meta, fields = encode_record(record, self.config.encoding)
         camera, clip_id = record.camera_id, record.clip_id
         key = self._clip_key(camera, record.start_ms)
-        index, usage = self._key(camera, "index"), self._key(camera, "usage")
+        index, usage, stored_at = self._key(camera, "index"), self._key(camera, "usage"), self._key(camera, "stored")
 
         def write() -> bool:
             with self.client.pipeline(transaction=False) as claims:  # idempotent; other slots than the camera's
@@ -162,6 +176,7 @@ class AnchorStore:
                 pipe.delete(key)
                 pipe.hset(key, mapping=fields)
                 pipe.zadd(index, {clip_id: record.start_ms})
+                pipe.zadd(stored_at, {clip_id: to_ms(self.clock())})
                 pipe.hincrby(usage, "bytes", meta.stored_bytes - int(old or 0))
                 pipe.hincrby(usage, "clips", 0 if old is not None else 1)
 
@@ -315,38 +330,43 @@ class AnchorStore:
         """Evict the camera's clips past its retention (oldest first); returns the evicted clip ids."""
         settings = self.camera(camera_id)
         policy = settings.retention or self.config.retention
-        index = self._key(camera_id, "index")
+        stored_at = self._key(camera_id, "stored")
 
         def pick() -> list[str]:
             victims: list[str] = []
-            newest = self.client.zrange(index, -1, -1, withscores=True)
-            if not newest:
-                return victims
-            newest_ms = int(newest[0][1])
             if policy.max_age is not None:
-                cutoff = newest_ms - round(policy.max_age.total_seconds() * 1000)
-                victims += [m.decode() for m in self.client.zrangebyscore(index, "-inf", f"({cutoff}")]
+                cutoff = to_ms(self.clock() - policy.max_age)
+                victims += [m.decode() for m in self.client.zrangebyscore(stored_at, "-inf", f"({cutoff}")]
             if policy.max_bytes is not None:
-                total = int(self.client.hget(self._key(camera_id, "usage"), "bytes") or 0)
-                excess = total - policy.max_bytes - sum(self._sizes(camera_id, victims))
-                offset = len(victims)
-                while excess > 0:
-                    batch = [m.decode() for m in self.client.zrange(index, offset, offset + 63)]
-                    batch = [c for c in batch if parse_clip_id(c)[1] != newest_ms]  # keep the newest clip
-                    if not batch:
-                        break
-                    for clip_id, size in zip(batch, self._sizes(camera_id, batch), strict=True):
-                        if excess <= 0:
-                            break
-                        victims.append(clip_id)
-                        excess -= size
-                    offset += 64
+                victims += self._over_bytes(camera_id, policy.max_bytes, victims)
             return victims
 
         victims = self._run(pick, f"applying retention to {camera_id}")
         if victims:
             self._evict(camera_id, victims)
             log.info("retention evicted %d clip(s) of %s", len(victims), camera_id)
+        return victims
+
+    def _over_bytes(self, camera_id: str, max_bytes: int, already: Sequence[str]) -> list[str]:
+        """The oldest clips (by footage time) to evict besides `already` so the camera fits `max_bytes`; the
+        newest clip always stays."""
+        index = self._key(camera_id, "index")
+        total = int(self.client.hget(self._key(camera_id, "usage"), "bytes") or 0)
+        excess = total - max_bytes - sum(self._sizes(camera_id, already))
+        keep = set(already) | {m.decode() for m in self.client.zrange(index, -1, -1)}
+        victims: list[str] = []
+        offset = 0
+        while excess > 0:
+            batch = [m.decode() for m in self.client.zrange(index, offset, offset + 63)]
+            if not batch:
+                break
+            offset += len(batch)
+            batch = [c for c in batch if c not in keep]
+            for clip_id, size in zip(batch, self._sizes(camera_id, batch), strict=True):
+                if excess <= 0:
+                    break
+                victims.append(clip_id)
+                excess -= size
         return victims
 
     def _sizes(self, camera_id: str, clip_ids: Sequence[str]) -> list[int]:
@@ -358,7 +378,7 @@ class AnchorStore:
     def _evict(self, camera_id: str, clip_ids: Sequence[str]) -> None:
         """Remove records and index entries together, and take their bytes off the usage, in one transaction."""
         keys = [self._clip_key(camera_id, parse_clip_id(c)[1]) for c in clip_ids]
-        index, usage = self._key(camera_id, "index"), self._key(camera_id, "usage")
+        index, usage, stored_at = (self._key(camera_id, k) for k in ("index", "usage", "stored"))
 
         def sizes() -> list[bytes | None]:
             with self.client.pipeline(transaction=False) as read:  # after WATCH: still guarded
@@ -369,6 +389,7 @@ class AnchorStore:
         def remove(pipe, seen: list[bytes | None]) -> None:
             pipe.delete(*keys)
             pipe.zrem(index, *clip_ids)
+            pipe.zrem(stored_at, *clip_ids)
             pipe.hincrby(usage, "bytes", -sum(int(s) for s in seen if s is not None))
             pipe.hincrby(usage, "clips", -sum(s is not None for s in seen))
 
@@ -388,7 +409,8 @@ class AnchorStore:
         members = [m.decode() for m in self._run(lambda: self.client.zrange(index, 0, -1), f"listing {camera_id}")]
         for start in range(0, len(members), 256):
             self._evict(camera_id, members[start : start + 256])
-        self._run(lambda: self.client.delete(index, self._key(camera_id, "usage")), f"clearing {camera_id}")
+        leftovers = (index, self._key(camera_id, "usage"), self._key(camera_id, "stored"))
+        self._run(lambda: self.client.delete(*leftovers), f"clearing {camera_id}")
         return len(members)
 
     def delete_camera(self, camera_id: str) -> int:

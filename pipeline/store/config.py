@@ -22,9 +22,10 @@ ENCODINGS = ("float16", "int8")
 class RetentionPolicy:
     """How much of a camera's past the store keeps; None means no limit on that axis.
 
-    Age is measured back from the start of the camera's newest clip (for a live camera that is "now";
-    for an uploaded file it keeps the footage instead of evicting it on arrival). Bytes are the stored
-    payload bytes; the newest clip is never evicted for size.
+    Age is how long ago a clip was stored, by the server's clock: footage times never evict anything (a file
+    uploaded with a wrong clock cannot erase a camera's history, and old footage uploaded today is kept
+    for max_age from today). Bytes are the stored payload bytes, evicted oldest footage first; the newest
+    clip is never evicted for size.
     """
 
     max_age: timedelta | None = timedelta(hours=24)

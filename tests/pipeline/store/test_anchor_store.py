@@ -39,6 +39,7 @@ def assert_consistent(store: AnchorStore, camera_id: str) -> None:
     """Index, records and usage agree: every index entry has a record and vice versa; totals are exact."""
     client, ns = store.client, store.config.namespace
     members = {m.decode() for m in client.zrange(f"{ns}:{{{camera_id}}}:index", 0, -1)}
+    assert {m.decode() for m in client.zrange(f"{ns}:{{{camera_id}}}:stored", 0, -1)} == members
     keys = {k.decode() for k in client.scan_iter(match=f"{ns}:{{{camera_id}}}:clip:*")}
     assert {f"{ns}:{{{camera_id}}}:clip:{m.split('@')[1]}" for m in members} == keys
     sizes = [int(client.hget(k, "size")) for k in keys]
@@ -286,16 +287,41 @@ def store_ids(store: AnchorStore, camera_id: str = "lobby") -> list[str]:
 # ---- retention -------------------------------------------------------------------------------------------
 
 
-def test_retention_by_age_evicts_record_and_index_entry_together(redis_server):
+class Clock:
+    """The server's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+
+def test_retention_by_age_counts_from_when_clips_were_stored_and_evicts_record_and_index_together(redis_server):
+    clock = Clock()
     store = open_store(redis_server, retention=RetentionPolicy(max_age=timedelta(seconds=30), max_bytes=None))
+    store.clock = clock
     evicted = []
     for i in range(10):
+        clock.now = T0 + timedelta(seconds=10 * i)  # live: stored as the footage is recorded
         evicted += store.put(record_at("lobby", 10 * i)).evicted
     kept = store_ids(store)
     assert kept == [record_at("lobby", s).clip_id for s in (60, 70, 80, 90)]
     assert evicted == [record_at("lobby", s).clip_id for s in (0, 10, 20, 30, 40, 50)]
     with pytest.raises(ClipNotFound):
         store.get(evicted[0])
+    assert_consistent(store, "lobby")
+
+
+def test_footage_with_a_wrong_clock_evicts_nothing_and_old_footage_is_kept(redis_server):
+    """A file uploaded with start_time years ahead once erased every earlier clip of its camera."""
+    store = open_store(redis_server, retention=RetentionPolicy(max_age=timedelta(hours=24), max_bytes=None))
+    today = [store.put(record_at("lobby", 10 * i)).clip_id for i in range(9)]
+    future = store.put(record_at("lobby", 5 * 365 * 86400))  # footage stamped five years ahead
+    last_year = store.put(record_at("lobby", -365 * 86400, seed=1))  # footage a year old, uploaded today
+    assert future.evicted == () and last_year.evicted == ()
+    assert [m.clip_id for m in store.clips("lobby", T0, T0 + timedelta(minutes=5))] == today
+    assert len(store_ids(store)) == 11
     assert_consistent(store, "lobby")
 
 
@@ -315,8 +341,10 @@ def test_retention_by_bytes_keeps_the_newest_clips_within_the_limit(redis_server
 
 def test_per_camera_settings_override_the_store_retention(redis_server):
     store = open_store(redis_server, retention=NO_RETENTION)
+    store.clock = clock = Clock()
     store.set_camera(CameraSettings("lobby", "Europe/Berlin", RetentionPolicy(timedelta(seconds=15), None)))
     for i in range(5):
+        clock.now = T0 + timedelta(seconds=10 * i)
         store.put(record_at("lobby", 10 * i))
         store.put(record_at("garage", 10 * i))
     assert store.camera("lobby").timezone == "Europe/Berlin"
