@@ -25,6 +25,10 @@ class Conflict(ServiceError):
     """The request conflicts with the service's state (e.g. every push port is taken)."""
 
 
+class CameraLimitReached(Conflict):
+    """The service already runs as many cameras as `max_cameras` allows."""
+
+
 class UnsupportedMediaType(ServiceError):
     """A request body of the wrong content type."""
 
@@ -39,3 +43,7 @@ class Unauthorized(ServiceError):
 
 class NotReady(ServiceError):
     """A collaborator (store, ingest) does not answer yet."""
+
+
+class NotAlive(ServiceError):
+    """The store has been unreachable for longer than the grace period: restart or repair the service."""

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(4 << 30, ge=1)
     max_duration_hours: float = Field(24.0, gt=0)
     camera_queue_clips: int = Field(2, ge=1)  # clips buffered per camera before live clips are dropped as gaps
+    max_cameras: int = Field(64, ge=1, le=10_000)  # streams this service takes; more are refused (409)
+    store_grace_s: float = Field(30.0, gt=0, le=3600)  # /healthz fails once the store is down this long
+    max_concurrent_connects: int = Field(8, ge=1, le=1024)  # pull cameras (re)connecting at once
     push_host: str = "127.0.0.1"  # where cameras publish in push mode
     push_ports: tuple[int, int] = (8554, 8653)
     default_timezone: str = "UTC"

@@ -125,8 +125,18 @@ class ClipSource:
     `policy.retry_for_s` of consecutive failure (forever by default), then raises SourceUnavailable.
     """
 
-    def __init__(self, spec: SourceSpec, policy: MediaPolicy | None = None, *, queue_size: int = 2) -> None:
+    def __init__(
+        self,
+        spec: SourceSpec,
+        policy: MediaPolicy | None = None,
+        *,
+        queue_size: int = 2,
+        connect_slots: threading.Semaphore | None = None,
+    ) -> None:
+        """`connect_slots`, shared by many sources, bounds how many pull cameras connect at once: a storm of
+        failing cameras then waits its turn instead of loading the machine (push listeners take none)."""
         self.spec = spec
+        self._connect_slots = connect_slots
         self.policy = policy or MediaPolicy()
         self.plan: OpenPlan = plan_source(spec.url, self.policy, push=spec.push, live=spec.live)
         # clips wait in the queue holding one of `queue_size` slots; gaps and the end marker take none,
@@ -280,7 +290,7 @@ class ClipSource:
             waiting = self.plan.kind is SourceKind.PUSH
             self._set(state="waiting" if waiting else ("reconnecting" if ever_connected else "connecting"))
             try:
-                container, info = open_media(self.plan, policy)
+                container, info = self._open_live(waiting)
             except ForbiddenSource:
                 raise
             except InvalidMedia as exc:
@@ -332,6 +342,17 @@ class ClipSource:
                     self._emit_gap(self._last_video_wall, time.time(), f"source gave up: {error}")
                 raise SourceUnavailable(f"gave up after {now - failing_since:.0f} s of failures: {error}")
             self._stop.wait(backoff.next_delay())
+
+    def _open_live(self, waiting: bool):
+        if waiting or self._connect_slots is None:
+            return open_media(self.plan, self.policy)
+        while not self._connect_slots.acquire(timeout=POLL_S):
+            if self._stop.is_set():
+                raise SourceTimeout(f"{self.plan.display}: stopped while waiting to connect")
+        try:
+            return open_media(self.plan, self.policy)
+        finally:
+            self._connect_slots.release()
 
     def _read(
         self,

@@ -29,7 +29,7 @@ import redis
 import torch
 
 from omnisift_core.tokens import ClipTokens
-from pipeline.errors import ClipNotFound, FingerprintMismatch, InvalidRecord
+from pipeline.errors import ClipNotFound, FingerprintMismatch, InvalidRecord, StoreUnavailable
 from pipeline.identifiers import check_camera_id, parse_clip_id
 from pipeline.records import ClipMeta, ClipRecord, StoredClip, from_ms, to_ms
 from pipeline.store.codec import decode_meta, decode_stream, encode_record
@@ -114,6 +114,13 @@ class AnchorStore:
     def _require_fingerprint(self, what: str) -> None:
         if self.fingerprint is None:
             raise InvalidRecord(f"{what} needs a store opened with the model+compressor fingerprint")
+
+    def ping(self) -> None:
+        """One PING, without the retries of other operations: StoreUnavailable at once when Redis is gone."""
+        try:
+            self.client.ping()
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"Redis at {self.where} does not answer: {error}") from error
 
     def stored_fingerprint(self) -> str | None:
         """The fingerprint the namespace's tokens were stored with (None while it holds none)."""

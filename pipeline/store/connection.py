@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -128,18 +129,34 @@ def find_server_binary(explicit: Path | None = None) -> Path:
 
 
 class EmbeddedRedis:
-    """A redis-server child process with append-only persistence under `data_dir`, on a private unix socket."""
+    """A redis-server child process with append-only persistence under `data_dir`, on a private unix socket.
 
-    def __init__(self, data_dir: Path, binary: Path, fsync: str = "always", start_timeout_s: float = 30.0):
+    Supervised: a watcher thread restarts the server on the same socket and data if it dies (a crash, an OOM
+    kill), so the store's retrying operations carry on after a short outage; its append-only file brings back
+    everything acknowledged. Its directory is 0700 and its files 0600: they hold camera settings and tokens.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        binary: Path,
+        fsync: str = "always",
+        start_timeout_s: float = 30.0,
+        watch_interval_s: float = 0.5,
+    ):
         if fsync not in ("always", "everysec"):
             raise ValueError(f"fsync must be 'always' or 'everysec', got {fsync!r}")
         self.data_dir = Path(data_dir).resolve()
         self.binary = binary
         self.fsync = fsync
         self.start_timeout_s = start_timeout_s
+        self.watch_interval_s = watch_interval_s
         self.process: subprocess.Popen | None = None
         self.socket_path: Path | None = None
+        self.restarts = 0
         self._socket_dir: Path | None = None  # a short temp dir when data_dir is too deep for a socket path
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def state_file(self) -> Path:
@@ -157,10 +174,18 @@ class EmbeddedRedis:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         self.socket_path = self.data_dir / "redis.sock"
         if len(str(self.socket_path)) > UNIX_SOCKET_PATH_MAX:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="omnisift-redis-"))
             self.socket_path = self._socket_dir / "redis.sock"
+        self._launch()
+        atexit.register(self.stop)
+        self._stopping.clear()
+        self._watcher = threading.Thread(target=self._watch, name="embedded-redis-watcher", daemon=True)
+        self._watcher.start()
+
+    def _launch(self) -> None:
         config = self.data_dir / "redis.conf"
         config.write_text(
             "\n".join(
@@ -184,28 +209,43 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C at the terminal reaches us, and we shut the server down cleanly
+            umask=0o077,  # its append-only files and log: readable by this user only
         )
         try:
             wait_until_ready(self.url, self.start_timeout_s, self.process, self.data_dir / "redis.log")
         except BaseException:
-            self.stop()
+            self._terminate(self.process)
+            self.process = None
             raise
         self.state_file.write_text(json.dumps({"pid": self.process.pid, "socket": str(self.socket_path)}))
-        atexit.register(self.stop)
         log.info("embedded redis-server pid %d, data in %s", self.process.pid, self.data_dir)
+
+    def _watch(self) -> None:
+        """Restart the server whenever it exits without stop() being called; back off while it keeps failing."""
+        delay = self.watch_interval_s
+        while not self._stopping.wait(delay):
+            process = self.process
+            if process is None or process.poll() is None:
+                delay = self.watch_interval_s
+                continue
+            log.error("embedded redis-server pid %d exited with %s; restarting it", process.pid, process.returncode)
+            try:
+                self._launch()
+                self.restarts += 1
+                delay = self.watch_interval_s
+            except StoreUnavailable as error:
+                log.error("embedded redis-server did not restart: %s", error)
+                delay = min(30.0, delay * 2)
 
     def stop(self) -> None:
         """SIGTERM (Redis flushes its append-only file and exits), SIGKILL if it does not exit in time."""
+        self._stopping.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join()
+        self._watcher = None
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=self.start_timeout_s)
-            except subprocess.TimeoutExpired:
-                log.error("embedded redis-server pid %d ignored SIGTERM; killing it", process.pid)
-                process.kill()
-                process.wait()
         if process is not None:
+            self._terminate(process)
             with contextlib.suppress(FileNotFoundError):
                 if json.loads(self.state_file.read_text()).get("pid") == process.pid:
                     self.state_file.unlink()
@@ -213,6 +253,17 @@ class EmbeddedRedis:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
         atexit.unregister(self.stop)
+
+    def _terminate(self, process: subprocess.Popen) -> None:
+        if process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=self.start_timeout_s)
+        except subprocess.TimeoutExpired:
+            log.error("embedded redis-server pid %d ignored SIGTERM; killing it", process.pid)
+            process.kill()
+            process.wait()
 
 
 def wait_until_ready(url: str, timeout_s: float, process: subprocess.Popen | None = None, log_file=None) -> None:

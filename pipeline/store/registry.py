@@ -24,7 +24,8 @@ from pipeline.errors import AlreadyExists, UnknownJob, UnknownStream
 from pipeline.redaction import redact_url
 from pipeline.store.connection import RetryPolicy
 
-JobState = Literal["queued", "running", "done", "failed"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+FINISHED: tuple[JobState, ...] = ("done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,14 @@ class JobRecord:
     progress: float
     clips: int
     error: str | None = None
+    upload: str | None = None  # the uploaded file the job reads (removed when it finishes); never shown
 
     def update(self, **changes) -> JobRecord:
         return replace(self, **changes)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
 
 
 class Registry:
@@ -125,6 +131,15 @@ class Registry:
             lambda: self.client.set(f"{self.ns}:job:{job.job_id}", json.dumps(asdict(job)), ex=ttl),
             f"saving job {job.job_id}",
         )
+
+    def jobs(self) -> list[JobRecord]:
+        """Every job still kept (finished ones expire after `job_ttl`)."""
+
+        def read() -> list[bytes]:
+            keys = list(self.client.scan_iter(match=f"{self.ns}:job:*", count=500))
+            return [raw for raw in (self.client.mget(keys) if keys else []) if raw is not None]
+
+        return [JobRecord(**json.loads(raw)) for raw in self._run(read, "listing jobs")]
 
     def job(self, job_id: str) -> JobRecord:
         raw = self._run(lambda: self.client.get(f"{self.ns}:job:{job_id}"), f"reading job {job_id}")

@@ -4,27 +4,29 @@ events to the QueryEngine, store maintenance to the store. It loads no model: it
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 from ray.serve.handle import DeploymentHandle
 
-from pipeline.errors import InvalidMedia
+from pipeline.errors import InvalidMedia, StoreUnavailable
 from pipeline.ingest.decoding import open_media
 from pipeline.ingest.media_policy import plan_source
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings, RetentionPolicy
 from pipeline.store.connection import connect
-from pipeline.store.registry import Registry, StreamRecord, utc_now_iso
+from pipeline.store.registry import JobRecord, Registry, StreamRecord, utc_now_iso
 from services.deployments.queries import QueryEngine
-from services.errors import Conflict, NotReady
+from services.errors import Conflict, NotAlive, NotReady
 from services.http import schemas
 from services.http.app import create_api
 from services.metrics import Metrics
 from services.settings import Settings
 from services.telemetry import configure_tracing
+
+STORE_PING_TIMEOUT_S = 2.0
 
 
 class Gateway:
@@ -38,6 +40,7 @@ class Gateway:
         self.store = AnchorStore.open(connection, None, settings.store_config())  # metadata only: no model
         self.registry = Registry(connection.client, settings.store_namespace, where=connection.url)
         self.metrics = Metrics()
+        self._store_down_since: float | None = None
         self.queries = QueryEngine(settings, self.store, answerer if settings.answers_with_llm else None, self.metrics)
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
 
@@ -45,6 +48,18 @@ class Gateway:
         return create_api(self, self.settings)
 
     # health
+
+    async def check_alive(self) -> None:
+        """Liveness: alive while the store answers, or has been unreachable for under `store_grace_s` (the
+        embedded server restarts within seconds; an external one is the operator's to bring back)."""
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.ping), timeout=STORE_PING_TIMEOUT_S)
+            self._store_down_since = None
+        except (StoreUnavailable, TimeoutError) as error:
+            self._store_down_since = self._store_down_since or time.monotonic()
+            down_s = time.monotonic() - self._store_down_since
+            if down_s > self.settings.store_grace_s:
+                raise NotAlive(f"the store has not answered for {down_s:.0f} s: {error}") from error
 
     async def check_ready(self) -> None:
         try:
@@ -161,7 +176,10 @@ class Gateway:
         return info.duration_s
 
     async def job(self, job_id: str) -> schemas.Job:
-        return schemas.Job(**asdict(await asyncio.to_thread(self.registry.job, job_id)))
+        return _job_out(await asyncio.to_thread(self.registry.job, job_id))
+
+    async def cancel_job(self, job_id: str) -> schemas.Job:
+        return _job_out(await self.ingest.cancel_job.remote(job_id))
 
     # queries
 
@@ -197,3 +215,10 @@ class Gateway:
     async def purge(self) -> schemas.Purged:
         removed = await asyncio.to_thread(self.store.purge)
         return schemas.Purged(clips_removed=removed, namespace=self.settings.store_namespace)
+
+
+def _job_out(job: JobRecord) -> schemas.Job:
+    return schemas.Job(
+        job_id=job.job_id, camera_id=job.camera_id, state=job.state, progress=job.progress, clips=job.clips,
+        error=job.error,
+    )  # fmt: skip

@@ -15,19 +15,27 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ray.serve.handle import DeploymentHandle
 
 from pipeline.clips import ClipWindow, Gap
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StoreUnavailable
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.ingest.sources import ClipSource, SourceSpec, SourceStatus
 from pipeline.store.connection import connect
 from pipeline.store.registry import JobRecord, Registry, StreamRecord
+from services.errors import CameraLimitReached, Conflict
 from services.settings import Settings
 from services.telemetry import configure_tracing, current_carrier, tracer
 
+if TYPE_CHECKING:
+    from services.deployments.encoder import ClipSummary  # the encoder's module loads the model stack
+
 log = logging.getLogger(__name__)
+OUTAGE_WAIT_S = 300.0  # a file job waits this long per clip for the store to come back
+OUTAGE_POLL_S = 1.0
+CANCEL_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,10 @@ class CameraStatus:
 
 
 class SourceWorker:
-    """A thread feeding one source's clips to the encoder and recording its gaps."""
+    """A thread feeding one source's clips to the encoder and recording its gaps.
+
+    A store outage is a state, not a crash: a gap the store cannot take yet is kept and written once it
+    answers again, and a clip that could not be stored is recorded as a gap."""
 
     def __init__(self, source: ClipSource, encoder: DeploymentHandle, registry: Registry):
         self.source = source
@@ -56,6 +67,7 @@ class SourceWorker:
         self.last_stored_end: datetime | None = None
         self.last_error: str | None = None
         self.failed = False
+        self._unrecorded: list[Gap] = []  # gaps not yet written: the store was unreachable
         self._thread = threading.Thread(target=self._run, name=f"ingest-{source.spec.camera_id}", daemon=True)
 
     def start(self) -> SourceWorker:
@@ -81,7 +93,7 @@ class SourceWorker:
             waiting_since = time.time_ns()  # decoding (or, live, waiting for the camera) starts here
             for item in self.source:
                 if isinstance(item, Gap):
-                    self.registry.add_gap(item)
+                    self._record_gap(item)
                 else:
                     self._store(item, waiting_since)
                 waiting_since = time.time_ns()
@@ -90,27 +102,48 @@ class SourceWorker:
         except Exception as error:  # a bug must not kill silently: the status shows it
             log.exception("ingest worker for %s crashed", self.source.spec.camera_id)
             self.failed, self.last_error = True, f"unexpected {type(error).__name__}: {error}"
+        finally:
+            self._flush_gaps()
 
     def _store(self, clip: ClipWindow, waiting_since: int) -> None:
-        """One trace per clip: `ingest` spans decode (from `waiting_since`) and the encoder's work."""
-        attributes = {"clip_id": clip.clip_id, "frames": len(clip.frames)}
         try:
-            with tracer.start_as_current_span("ingest", start_time=waiting_since, attributes=attributes):
-                tracer.start_span("decode", start_time=waiting_since, attributes=attributes).end()
-                summary = self.encoder.ingest.remote(clip, current_carrier()).result()
+            summary = self._encode(clip, waiting_since)
         except Exception as error:  # the clip is lost: say so where the user looks
             self.last_error = f"clip {clip.clip_id} could not be encoded or stored: {error}"
             log.warning("%s", self.last_error)
-            self.registry.add_gap(Gap(clip.camera_id, clip.start, clip.end, f"encode or store failed: {error}"))
+            self._record_gap(Gap(clip.camera_id, clip.start, clip.end, f"encode or store failed: {error}"))
             return
         self.stored_clips += 1
         self.last_stored_end = summary.end
         self.last_error = None
+        self._flush_gaps()
         self.on_clip(clip)
+
+    def _encode(self, clip: ClipWindow, waiting_since: int) -> ClipSummary:
+        """One trace per clip: `ingest` spans decode (from `waiting_since`) and the encoder's work."""
+        attributes = {"clip_id": clip.clip_id, "frames": len(clip.frames)}
+        with tracer.start_as_current_span("ingest", start_time=waiting_since, attributes=attributes):
+            tracer.start_span("decode", start_time=waiting_since, attributes=attributes).end()
+            return self.encoder.ingest.remote(clip, current_carrier()).result()
+
+    def _record_gap(self, gap: Gap) -> None:
+        self._unrecorded.append(gap)
+        self._flush_gaps()
+
+    def _flush_gaps(self) -> None:
+        while self._unrecorded:
+            try:
+                self.registry.add_gap(self._unrecorded[0])
+            except StoreUnavailable:
+                return  # kept: written after the next clip the store takes
+            self._unrecorded.pop(0)
 
 
 class FileJobWorker(SourceWorker):
-    """A file ingest: progress and the outcome go to the registry so any gateway can report them."""
+    """A file ingest: progress and the outcome go to the registry so any gateway can report them.
+
+    A file is not live, so a store outage is waited out: the same clip is tried again for up to
+    `outage_wait_s` before it is recorded as a gap. The outcome is written once the store takes it."""
 
     def __init__(
         self,
@@ -119,30 +152,65 @@ class FileJobWorker(SourceWorker):
         source: ClipSource,
         encoder: DeploymentHandle,
         registry: Registry,
-        upload: Path,
+        outage_wait_s: float,
     ):
         super().__init__(source, encoder, registry)
         self.job = job
         self.duration_s = max(duration_s, 1e-6)
-        self.upload = upload  # the uploaded file, removed once ingested (or failed)
+        self.outage_wait_s = outage_wait_s
+        self.cancelled = threading.Event()
+
+    def cancel(self, timeout: float) -> None:
+        self.cancelled.set()
+        self.stop(timeout)
 
     def _run(self) -> None:
-        self.job = self.job.update(state="running")
-        self.registry.put_job(self.job)
+        self._save(self.job.update(state="running"))
         try:
             super()._run()
         finally:
-            self.upload.unlink(missing_ok=True)
-        if self.failed:
-            self.job = self.job.update(state="failed", error=self.last_error, clips=self.stored_clips)
+            if self.job.upload:
+                Path(self.job.upload).unlink(missing_ok=True)
+        if self.cancelled.is_set():
+            outcome = self.job.update(state="cancelled", clips=self.stored_clips, error="cancelled")
+        elif self.failed:
+            outcome = self.job.update(state="failed", error=self.last_error, clips=self.stored_clips)
         else:
-            self.job = self.job.update(state="done", progress=1.0, clips=self.stored_clips, error=self.last_error)
-        self.registry.put_job(self.job)
+            outcome = self.job.update(state="done", progress=1.0, clips=self.stored_clips, error=self.last_error)
+        self._save(outcome, until_stored=True)
+
+    def _encode(self, clip: ClipWindow, waiting_since: int) -> ClipSummary:
+        deadline = time.monotonic() + self.outage_wait_s
+        while True:
+            try:
+                return super()._encode(clip, waiting_since)
+            except Exception as error:
+                if not _store_outage(error) or time.monotonic() > deadline or self.cancelled.is_set():
+                    raise
+                log.warning("job %s waits for the store: %s", self.job.job_id, error)
+                self.cancelled.wait(OUTAGE_POLL_S)
 
     def on_clip(self, clip: ClipWindow) -> None:
         done = self.stored_clips * clip.clip_seconds / self.duration_s
-        self.job = self.job.update(progress=round(min(done, 0.99), 4), clips=self.stored_clips)
-        self.registry.put_job(self.job)
+        self._save(self.job.update(progress=round(min(done, 0.99), 4), clips=self.stored_clips))
+
+    def _save(self, job: JobRecord, until_stored: bool = False) -> None:
+        """Record the job's state; progress may be skipped while the store is down, the outcome never is."""
+        self.job = job
+        while True:
+            try:
+                self.registry.put_job(job)
+                return
+            except StoreUnavailable as error:
+                if not until_stored:
+                    return
+                log.warning("job %s: outcome not saved yet: %s", job.job_id, error)
+                time.sleep(OUTAGE_POLL_S)
+
+
+def _store_outage(error: BaseException) -> bool:
+    """Whether an encoder call failed because the store was unreachable (Ray wraps the replica's error)."""
+    return isinstance(error, StoreUnavailable) or isinstance(getattr(error, "cause", None), StoreUnavailable)
 
 
 class Ingest:
@@ -151,16 +219,27 @@ class Ingest:
         self.settings = settings
         self.encoder = encoder
         self.policy: MediaPolicy = settings.media_policy()
+        self.connect_slots = threading.BoundedSemaphore(settings.max_concurrent_connects)
         connection = connect(settings.redis_config())
         self.registry = Registry(connection.client, settings.store_namespace, where=connection.url)
         self.cameras: dict[str, SourceWorker] = {}
         self.jobs: dict[str, FileJobWorker] = {}
         self._lock = threading.Lock()
+        self._fail_orphaned_jobs()
         for record in self.registry.streams():  # resume what was configured before a restart
             try:
                 self._start_camera(record)
             except PipelineError as error:
                 log.warning("stream %s not resumed: %s", record.camera_id, error)
+
+    def _fail_orphaned_jobs(self) -> None:
+        """Jobs left queued or running by a stopped ingest end `failed`, saying why; none stays running."""
+        for job in self.registry.jobs():
+            if not job.finished:
+                reason = "the service stopped while this job ran; upload the file again"
+                self.registry.put_job(job.update(state="failed", error=reason))
+                if job.upload:
+                    Path(job.upload).unlink(missing_ok=True)
 
     def _spec(self, record: StreamRecord) -> SourceSpec:
         return SourceSpec(
@@ -173,13 +252,22 @@ class Ingest:
         )
 
     def _start_camera(self, record: StreamRecord) -> None:
-        source = ClipSource(self._spec(record), self.policy, queue_size=self.settings.camera_queue_clips)
+        source = ClipSource(
+            self._spec(record),
+            self.policy,
+            queue_size=self.settings.camera_queue_clips,
+            connect_slots=self.connect_slots,
+        )
         with self._lock:
             self.cameras[record.camera_id] = SourceWorker(source.start(), self.encoder, self.registry).start()
 
     def add_stream(self, record: StreamRecord) -> None:
-        """Validate the source (scheme, whitelist) before anything is saved; then save and start it."""
+        """Validate the source (scheme, whitelist) and the camera limit before anything is saved; then save
+        and start it."""
         ClipSource(self._spec(record), self.policy)  # raises ForbiddenSource / InvalidMedia on a bad URL
+        limit = self.settings.max_cameras
+        if len(self.registry.streams()) >= limit:
+            raise CameraLimitReached(f"this service takes at most {limit} cameras (max_cameras); remove one first")
         self.registry.add_stream(record)
         self._start_camera(record)
 
@@ -202,7 +290,7 @@ class Ingest:
         return {camera_id: worker.status() for camera_id, worker in list(self.cameras.items())}
 
     def start_file_job(self, camera_id: str, path: str, start_time: datetime | None, duration_s: float) -> JobRecord:
-        job = JobRecord(job_id=uuid.uuid4().hex, camera_id=camera_id, state="queued", progress=0.0, clips=0)
+        job = JobRecord(uuid.uuid4().hex, camera_id, state="queued", progress=0.0, clips=0, upload=str(Path(path)))
         spec = SourceSpec(
             camera_id=camera_id,
             url=str(Path(path)),
@@ -213,11 +301,20 @@ class Ingest:
         )
         source = ClipSource(spec, self.policy, queue_size=self.settings.camera_queue_clips)
         self.registry.put_job(job)
-        worker = FileJobWorker(job, duration_s, source.start(), self.encoder, self.registry, Path(path))
+        worker = FileJobWorker(job, duration_s, source.start(), self.encoder, self.registry, OUTAGE_WAIT_S)
         with self._lock:
             self.jobs = {k: w for k, w in self.jobs.items() if not w.done}
             self.jobs[job.job_id] = worker.start()
         return job
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        """Stop a queued or running job and return its record (`cancelled` once its worker has stopped)."""
+        job = self.registry.job(job_id)  # UnknownJob (404) for an id never seen
+        worker = self.jobs.get(job_id)
+        if job.finished or worker is None:
+            raise Conflict(f"job {job_id} has already ended ({job.state}); nothing to cancel")
+        worker.cancel(timeout=CANCEL_WAIT_S)
+        return self.registry.job(job_id)
 
     def __del__(self) -> None:
         for worker in [*self.cameras.values(), *self.jobs.values()]:

@@ -31,8 +31,10 @@ from pipeline.errors import (
 )
 from pipeline.redaction import redact_text
 from services.errors import (
+    CameraLimitReached,
     Conflict,
     InvalidManifest,
+    NotAlive,
     NotFound,
     NotReady,
     PayloadTooLarge,
@@ -44,12 +46,14 @@ log = logging.getLogger(__name__)
 
 # Most specific first: the first matching class decides.
 STATUS: list[tuple[type[Exception], int, str]] = [
+    (CameraLimitReached, 409, "camera_limit"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (PayloadTooLarge, 413, "payload_too_large"),
     (Unauthorized, 401, "unauthorized"),
     (NotReady, 503, "not_ready"),
+    (NotAlive, 503, "store_down"),
     (MediaTooLarge, 413, "media_too_large"),
     (ForbiddenSource, 400, "forbidden_source"),
     (InvalidMedia, 422, "invalid_media"),

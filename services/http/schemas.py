@@ -99,7 +99,7 @@ class JobAccepted(Strict):
 class Job(Strict):
     job_id: str
     camera_id: str
-    state: Literal["queued", "running", "done", "failed"]
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
     progress: float = Field(ge=0, le=1)
     clips: int
     error: str | None = None

@@ -49,6 +49,12 @@ async def job(job_id: str, backend: Backend = Depends(get_backend)) -> schemas.J
     return await backend.job(job_id)
 
 
+@router.delete("/jobs/{job_id}", response_model=schemas.Job)
+async def cancel_job(job_id: str, backend: Backend = Depends(get_backend)) -> schemas.Job:
+    """Stop a queued or running job; the clips it stored stay. 409 if it has already finished."""
+    return await backend.cancel_job(job_id)
+
+
 def _form_fields(values: dict[str, str]) -> schemas.UploadForm:
     try:
         return schemas.UploadForm.model_validate({k: v for k, v in values.items() if v != ""})

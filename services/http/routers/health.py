@@ -11,8 +11,10 @@ from services.http.dependencies import Backend, get_backend, require_key
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict:
+@router.get("/healthz", responses={503: {"model": schemas.ErrorResponse}})
+async def healthz(backend: Backend = Depends(get_backend)) -> dict:
+    """Liveness: 503 once the store has been unreachable for longer than `store_grace_s`."""
+    await backend.check_alive()
     return {"status": "ok"}
 
 

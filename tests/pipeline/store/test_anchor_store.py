@@ -490,6 +490,22 @@ def test_embedded_server_starts_stores_restarts_and_still_finds_the_clips(tmp_pa
         assert store.get(records[2].clip_id).meta.kept_counts == (len(records[2].tokens.video), 125)
 
 
+def test_a_killed_embedded_server_is_restarted_and_writes_carry_on_with_nothing_acknowledged_lost(tmp_path):
+    config = RedisConfig(url=None, data_dir=tmp_path / "redis")
+    with connect(config) as connection:
+        store = AnchorStore.open(connection, FINGERPRINT)
+        acknowledged = [store.put(record_at("lobby", 10 * i)).clip_id for i in range(3)]
+        killed = connection.server.process
+        killed.kill()  # SIGKILL, as the OOM killer would
+        store.put(record_at("lobby", 30))  # retries until the watcher has the server back
+        assert killed.poll() is not None  # reaped, not left a zombie
+        assert connection.server.restarts == 1 and connection.server.process.pid != killed.pid
+        assert [m.clip_id for m in store.clips("lobby")] == [*acknowledged, record_at("lobby", 30).clip_id]
+    assert oct(config.data_dir.stat().st_mode & 0o777) == "0o700"
+    private = [f for f in config.data_dir.rglob("*") if f.is_file() and "appendonly" in f.name]
+    assert private and all(oct(f.stat().st_mode & 0o777) == "0o600" for f in private)
+
+
 def test_embedded_server_uses_a_short_socket_path_for_deep_data_dirs(tmp_path):
     deep = tmp_path.joinpath(*["nested-directory-level"] * 5)
     with connect(RedisConfig(data_dir=deep)) as connection:
