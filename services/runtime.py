@@ -61,6 +61,11 @@ def run_service(settings: Settings) -> Iterator[RunningService]:
     """Run the whole service until the block exits; Redis is embedded (and owned here) without REDIS_URL."""
     if settings.ray_address and settings.redis_url is None:
         raise InvalidConfig("on a Ray cluster every node must reach the store: set REDIS_URL to a shared Redis")
+    if settings.ray_address and settings.secret_key is None:
+        raise InvalidConfig(
+            "on a Ray cluster every node must open the stored camera credentials: set OMNISIFT_SECRET_KEY "
+            "(e.g. python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
     connection = connect(settings.redis_config())
     deployed = settings
     if settings.redis_url is None:

@@ -22,6 +22,7 @@ from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.query.planner import PlannerConfig
 from pipeline.store.config import RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConfig
+from pipeline.store.secrets import SecretBox, secret_box
 
 
 class DeploymentOptions(BaseModel):
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = None
+    secret_key: SecretStr | None = None  # seals camera credentials in the store; default: data_dir/secret.key
     ray_address: str | None = Field(None, validation_alias=AliasChoices("RAY_ADDRESS", "OMNISIFT_RAY_ADDRESS"))
     encoder: EncoderOptions = EncoderOptions()
     answerer: DeploymentOptions = DeploymentOptions()
@@ -154,6 +156,11 @@ class Settings(BaseSettings):
             max_upload_bytes=self.max_upload_bytes,
             max_duration_s=self.max_duration_hours * 3600,
         )
+
+    def secrets(self) -> SecretBox:
+        """What seals stream URLs in the store: `secret_key`, else a key file made once in data_dir."""
+        key = self.secret_key.get_secret_value() if self.secret_key else None
+        return secret_box(key, self.data_dir / "secret.key")
 
     def redis_config(self) -> RedisConfig:
         url = self.redis_url.get_secret_value() if self.redis_url else None

@@ -1,8 +1,8 @@
 """Service state beside the anchor store: configured streams, recent gaps per camera, file-ingest jobs.
 
-Kept in Redis so a restarted service resumes its streams and still answers for its jobs. Stream URLs
-are stored as given (the service must reconnect with their credentials) and never leave this module
-unredacted except to open the source.
+Kept in Redis so a restarted service resumes its streams and still answers for its jobs. Stream URLs hold
+camera credentials: they are stored sealed (pipeline.store.secrets) and never leave this module unredacted
+except to open the source.
 
 Keys (namespace `ns`):
     ns:streams              hash    camera id -> StreamRecord JSON
@@ -20,9 +20,10 @@ from typing import Literal
 import redis
 
 from pipeline.clips import Gap
-from pipeline.errors import AlreadyExists, UnknownJob, UnknownStream
+from pipeline.errors import AlreadyExists, StoreError, UnknownJob, UnknownStream
 from pipeline.redaction import redact_url
 from pipeline.store.connection import RetryPolicy
+from pipeline.store.secrets import SecretBox
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINISHED: tuple[JobState, ...] = ("done", "failed", "cancelled")
@@ -69,22 +70,39 @@ class Registry:
         where: str = "redis",
         max_gaps: int = 200,
         job_ttl: timedelta = timedelta(days=7),
+        secrets: SecretBox | None = None,
     ):
+        """`secrets` seals stream URLs (they hold camera credentials) before they are stored; streams cannot
+        be saved or read without it."""
         self.client = client
         self.ns = namespace
         self.retry = retry or RetryPolicy()
         self.where = where
         self.max_gaps = max_gaps
         self.job_ttl = job_ttl
+        self.secrets = secrets
 
     def _run(self, operation, what: str):
         return self.retry.run(operation, what, self.where)
 
     # streams
 
+    def _sealed(self) -> SecretBox:
+        if self.secrets is None:
+            raise StoreError("stream records hold camera credentials: open the registry with a secret box")
+        return self.secrets
+
+    def _stream_json(self, record: StreamRecord) -> str:
+        return json.dumps(asdict(record) | {"url": self._sealed().seal(record.url)})
+
+    def _stream_of(self, raw: bytes) -> StreamRecord:
+        data = json.loads(raw)
+        return StreamRecord(**data | {"url": self._sealed().open(data["url"])})
+
     def add_stream(self, record: StreamRecord) -> None:
+        value = self._stream_json(record)
         created = self._run(
-            lambda: self.client.hsetnx(f"{self.ns}:streams", record.camera_id, json.dumps(asdict(record))),
+            lambda: self.client.hsetnx(f"{self.ns}:streams", record.camera_id, value),
             f"adding stream {record.camera_id}",
         )
         if not created:
@@ -99,11 +117,11 @@ class Registry:
         raw = self._run(lambda: self.client.hget(f"{self.ns}:streams", camera_id), f"reading stream {camera_id}")
         if raw is None:
             raise UnknownStream(f"no stream for camera {camera_id!r}")
-        return StreamRecord(**json.loads(raw))
+        return self._stream_of(raw)
 
     def streams(self) -> list[StreamRecord]:
         raw = self._run(lambda: self.client.hvals(f"{self.ns}:streams"), "listing streams")
-        return sorted((StreamRecord(**json.loads(r)) for r in raw), key=lambda s: s.camera_id)
+        return sorted((self._stream_of(r) for r in raw), key=lambda s: s.camera_id)
 
     # gaps
 

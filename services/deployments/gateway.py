@@ -38,7 +38,9 @@ class Gateway:
         self.ingest = ingest
         connection = connect(settings.redis_config())
         self.store = AnchorStore.open(connection, None, settings.store_config())  # metadata only: no model
-        self.registry = Registry(connection.client, settings.store_namespace, where=connection.url)
+        self.registry = Registry(
+            connection.client, settings.store_namespace, where=connection.url, secrets=settings.secrets()
+        )
         self.metrics = Metrics()
         self._store_down_since: float | None = None
         self.queries = QueryEngine(settings, self.store, answerer if settings.answers_with_llm else None, self.metrics)

@@ -221,7 +221,9 @@ class Ingest:
         self.policy: MediaPolicy = settings.media_policy()
         self.connect_slots = threading.BoundedSemaphore(settings.max_concurrent_connects)
         connection = connect(settings.redis_config())
-        self.registry = Registry(connection.client, settings.store_namespace, where=connection.url)
+        self.registry = Registry(
+            connection.client, settings.store_namespace, where=connection.url, secrets=settings.secrets()
+        )
         self.cameras: dict[str, SourceWorker] = {}
         self.jobs: dict[str, FileJobWorker] = {}
         self._lock = threading.Lock()

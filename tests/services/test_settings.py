@@ -9,8 +9,10 @@ import yaml
 from pydantic import ValidationError
 
 from omnisift_core.config import ChangeTest, NoveltyBudget
+from omnisift_core.errors import InvalidConfig
 from services.app import app_builder
 from services.models import model_setup
+from services.runtime import run_service
 from services.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
@@ -95,3 +97,14 @@ def test_the_novelty_video_budget_reaches_the_compressor_and_is_omnisift_only():
     assert model_setup(Settings()).compressor.novelty is None
     with pytest.raises(ValidationError, match="needs compression_method 'omnisift'"):
         Settings(video_budget="novelty", compression_method="omnizip")
+
+
+def test_a_cluster_service_needs_a_shared_store_and_a_shared_secret_key(tmp_path):
+    cluster = {"data_dir": tmp_path, "ray_address": "ray://head:10001"}
+    with pytest.raises(InvalidConfig, match="set REDIS_URL"), run_service(Settings(**cluster)):
+        pass
+    with (
+        pytest.raises(InvalidConfig, match="OMNISIFT_SECRET_KEY"),
+        run_service(Settings(**cluster, redis_url="redis://127.0.0.1:9/0")),
+    ):
+        pass
