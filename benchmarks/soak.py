@@ -1,0 +1,122 @@
+"""Soak: one live camera and a question per second for a long while; the memory of every process sampled.
+
+One service (Ray Serve on 127.0.0.1, the tiny model, its Redis embedded) takes one push-mode camera fed in
+real time by an ffmpeg publisher looping a generated one-minute CCTV clip, and answers POST /v1/query
+(timeline answers over the last five minutes) once a second. Every --sample-s the resident memory (VmRSS)
+of each Serve replica, the Serve proxy and controller, this driver and the embedded redis-server is read
+from /proc. After --warmup-min, growth per hour is the least-squares slope of each process's RSS. A query
+error, a dropped clip or a recorded gap is counted and printed.
+
+Run: .venv/bin/python -m benchmarks.soak [--minutes 15] [--warmup-min 3] [--sample-s 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from benchmarks.service import PushCamera, expect, free_port_range, load_text, running
+from pipeline.ingest.sample_media import write_sample_video
+from pipeline.store.connection import RedisConfig, connect
+
+CAMERA = "soak"
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def processes(redis_dir: Path) -> dict[str, int]:
+    """Name -> pid of every process of the service on this machine: Ray names its actors' processes
+    `ray::<class>` (Serve replicas `ray::ServeReplica:<app>:<deployment>`)."""
+    found = {"driver": os.getpid(), "redis-server": json.loads((redis_dir / "embedded.json").read_text())["pid"]}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::") and ("Serve" in title or "Proxy" in title):
+            name = title.removeprefix("ray::").removeprefix("ServeReplica:omnisift:").split(".")[0].split(" ")[0]
+            found[name] = int(entry.name)
+    return found
+
+
+@dataclass
+class Trace:
+    times_h: list[float] = field(default_factory=list)
+    rss: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, at_h: float, sample: dict[str, float]) -> None:
+        self.times_h.append(at_h)
+        for name, value in sample.items():
+            self.rss.setdefault(name, []).append(value)
+
+    def report(self, warmup_h: float) -> None:
+        times = np.array(self.times_h)
+        steady = times >= warmup_h
+        print(f"\n{'process':<24}{'start MB':>10}{'end MB':>10}{'growth MB/h (after warm-up)':>30}")
+        for name, values in sorted(self.rss.items()):
+            series = np.array(values)
+            slope = np.polyfit(times[steady], series[steady], 1)[0] if steady.sum() >= 3 else float("nan")
+            print(f"{name:<24}{series[0]:>10.0f}{series[-1]:>10.0f}{slope:>30.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--warmup-min", type=float, default=3.0)
+    parser.add_argument("--sample-s", type=float, default=15.0)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="omnisift-soak-"))
+    media = write_sample_video(workdir / "camera.mp4", width=640, height=360, fps=10, duration=60.0)
+    redis_dir = workdir / "redis"
+    with connect(RedisConfig(data_dir=redis_dir)) as redis:
+        push_ports = free_port_range(4)
+        with running(workdir, redis.url, push_ports) as client:
+            stream = expect(client.post("/v1/streams", json={"camera_id": CAMERA, "push": True}), 201)
+            camera = PushCamera(media.path, stream["push_url"], workdir / "publisher.log").start()
+            trace, queries, errors = Trace(), 0, 0
+            began = time.monotonic()
+            next_sample = began
+            try:
+                while (elapsed := time.monotonic() - began) < args.minutes * 60:
+                    try:
+                        response = client.post("/v1/query", json={"question": "anything in the last 5 minutes?"})
+                        queries += 1
+                        errors += response.status_code != 200
+                    except httpx.HTTPError:
+                        errors += 1
+                    if time.monotonic() >= next_sample:
+                        pids = processes(redis_dir)
+                        sample = {name: rss_mb(pid) for name, pid in pids.items()}
+                        trace.add(elapsed / 3600, {k: v for k, v in sample.items() if v is not None})
+                        next_sample += args.sample_s
+                    time.sleep(max(0.0, 1.0 - (time.monotonic() - began - elapsed)))
+                status = expect(client.get(f"/v1/streams/{CAMERA}"), 200)
+            finally:
+                camera.stop()
+    print(f"{args.minutes:g} min, one live camera, {queries} queries ({errors} failed); {load_text()}")
+    print(f"camera: {status['clips']} clips stored, {status['dropped_clips']} dropped, {len(status['gaps'])} gaps, "
+          f"{status['reconnects']} reconnects, lag {status['lag_s']} s")  # fmt: skip
+    trace.report(args.warmup_min / 60)
+
+
+if __name__ == "__main__":
+    main()
