@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.deployments.ingest import CameraStatus
+from pipeline.store.registry import CameraReport
 
 
 class Metrics:
@@ -34,16 +34,16 @@ class Metrics:
         self.queries.labels(answer_source).inc()
         self.query_seconds.observe(seconds)
 
-    def render(self, statuses: Mapping[str, CameraStatus], stored_bytes: Mapping[str, int]) -> tuple[bytes, str]:
+    def render(self, reports: Mapping[str, CameraReport], stored_bytes: Mapping[str, int]) -> tuple[bytes, str]:
         for gauge in (self.lag, self.connected, self.stored, self.dropped, self.reconnects, self.bytes):
             gauge.clear()
-        for camera_id, status in statuses.items():
-            if status.lag_s is not None:
-                self.lag.labels(camera_id).set(status.lag_s)
-            self.connected.labels(camera_id).set(1 if status.source.connected else 0)
-            self.stored.labels(camera_id).set(status.stored_clips)
-            self.dropped.labels(camera_id).set(status.source.dropped_clips)
-            self.reconnects.labels(camera_id).set(status.source.reconnects)
+        for camera_id, report in reports.items():
+            if report.lag_s is not None:
+                self.lag.labels(camera_id).set(report.lag_s)
+            self.connected.labels(camera_id).set(1 if report.connected else 0)
+            self.stored.labels(camera_id).set(report.stored_clips)
+            self.dropped.labels(camera_id).set(report.dropped_clips)
+            self.reconnects.labels(camera_id).set(report.reconnects)
         for camera_id, size in stored_bytes.items():
             self.bytes.labels(camera_id).set(size)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

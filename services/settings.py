@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, NoveltyBudget, RemovalRatios
@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     max_duration_hours: float = Field(24.0, gt=0)
     camera_queue_clips: int = Field(2, ge=1)  # clips buffered per camera before live clips are dropped as gaps
     max_cameras: int = Field(64, ge=1, le=10_000)  # streams this service takes; more are refused (409)
+    ingest_lease_s: float = Field(10.0, ge=1, le=300)  # a dead ingest replica's cameras move after this
     store_grace_s: float = Field(30.0, gt=0, le=3600)  # /healthz fails once the store is down this long
     max_concurrent_connects: int = Field(8, ge=1, le=1024)  # pull cameras (re)connecting at once
     push_host: str = "127.0.0.1"  # where cameras publish in push mode
@@ -98,13 +99,6 @@ class Settings(BaseSettings):
     gateway: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     ingest: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     config_file: Path | None = Field(None, validation_alias=AliasChoices("OMNISIFT_CONFIG"))
-
-    @field_validator("ingest")
-    @classmethod
-    def _one_ingest_replica(cls, value: DeploymentOptions) -> DeploymentOptions:
-        if value.num_replicas != 1:
-            raise ValueError("ingest owns every camera's source and runs as exactly one replica")
-        return value
 
     @model_validator(mode="after")
     def _novelty_needs_omnisift(self) -> Settings:

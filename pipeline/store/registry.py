@@ -8,6 +8,8 @@ Keys (namespace `ns`):
     ns:streams              hash    camera id -> StreamRecord JSON
     ns:{camera}:gaps        list    newest first, Gap JSON, capped
     ns:job:<id>             string  JobRecord JSON, expires after `job_ttl`
+    ns:job:<id>:cancel      string  set to ask the job's ingest replica to stop it
+    ns:{camera}:report      string  CameraReport JSON, written by the camera's ingest replica, expiring
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class JobRecord:
     clips: int
     error: str | None = None
     upload: str | None = None  # the uploaded file the job reads (removed when it finishes); never shown
+    holder: str | None = None  # the ingest replica running it
 
     def update(self, **changes) -> JobRecord:
         return replace(self, **changes)
@@ -59,6 +62,29 @@ class JobRecord:
     @property
     def finished(self) -> bool:
         return self.state in FINISHED
+
+
+@dataclass(frozen=True)
+class CameraReport:
+    """A live camera's state as its ingest replica last wrote it: what status and metrics show."""
+
+    camera_id: str
+    holder: str  # the ingest replica running the camera
+    state: str  # the source's: connecting | waiting | connected | reconnecting | failed | ...
+    connected: bool
+    stored_clips: int
+    dropped_clips: int
+    reconnects: int
+    last_stored_end: str | None  # ISO 8601 UTC
+    last_error: str | None
+    reported_at: str  # ISO 8601 UTC
+
+    @property
+    def lag_s(self) -> float | None:
+        """How far the newest stored clip is behind live (decode, encode and store included)."""
+        if self.last_stored_end is None:
+            return None
+        return max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(self.last_stored_end)).total_seconds())
 
 
 class Registry:
@@ -141,6 +167,21 @@ class Registry:
         )
         return [_gap(camera_id, json.loads(r)) for r in raw]
 
+    # camera reports
+
+    def put_report(self, report: CameraReport, ttl: timedelta) -> None:
+        key = f"{self.ns}:{{{report.camera_id}}}:report"
+        value = json.dumps(asdict(report))
+        self._run(lambda: self.client.set(key, value, px=round(ttl.total_seconds() * 1000)), "writing a report")
+
+    def reports(self, camera_ids: list[str]) -> dict[str, CameraReport]:
+        """The cameras' latest reports (a camera no live replica runs has none)."""
+        if not camera_ids:
+            return {}
+        keys = [f"{self.ns}:{{{c}}}:report" for c in camera_ids]
+        raw = self._run(lambda: self.client.mget(keys), "reading camera reports")
+        return {c: CameraReport(**json.loads(r)) for c, r in zip(camera_ids, raw, strict=True) if r is not None}
+
     # jobs
 
     def put_job(self, job: JobRecord) -> None:
@@ -154,10 +195,16 @@ class Registry:
         """Every job still kept (finished ones expire after `job_ttl`)."""
 
         def read() -> list[bytes]:
-            keys = list(self.client.scan_iter(match=f"{self.ns}:job:*", count=500))
+            keys = [k for k in self.client.scan_iter(match=f"{self.ns}:job:*", count=500) if not k.endswith(b":cancel")]
             return [raw for raw in (self.client.mget(keys) if keys else []) if raw is not None]
 
         return [JobRecord(**json.loads(raw)) for raw in self._run(read, "listing jobs")]
+
+    def request_cancel(self, job_id: str) -> None:
+        self._run(lambda: self.client.set(f"{self.ns}:job:{job_id}:cancel", 1, ex=3600), f"cancelling {job_id}")
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self._run(lambda: self.client.exists(f"{self.ns}:job:{job_id}:cancel"), f"reading {job_id}"))
 
     def job(self, job_id: str) -> JobRecord:
         raw = self._run(lambda: self.client.get(f"{self.ns}:job:{job_id}"), f"reading job {job_id}")

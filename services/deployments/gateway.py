@@ -71,9 +71,11 @@ class Gateway:
             raise NotReady(f"not ready: {error}") from error
 
     async def metrics_text(self) -> tuple[bytes, str]:
-        statuses = await self.ingest.statuses.remote()
-        sizes = await asyncio.to_thread(lambda: {c: self.store.usage(c).stored_bytes for c in self.store.cameras()})
-        return self.metrics.render(statuses, sizes)
+        def read():
+            reports = self.registry.reports([r.camera_id for r in self.registry.streams()])
+            return reports, {c: self.store.usage(c).stored_bytes for c in self.store.cameras()}
+
+        return self.metrics.render(*await asyncio.to_thread(read))
 
     # streams
 
@@ -91,21 +93,23 @@ class Gateway:
         return [self._stream_out(r, await asyncio.to_thread(self.store.camera, r.camera_id)) for r in records]
 
     async def stream_status(self, camera_id: str) -> schemas.StreamStatus:
-        await asyncio.to_thread(self.registry.stream, camera_id)  # 404 for an unknown camera
-        status = await self.ingest.status.remote(camera_id)
-        usage = await asyncio.to_thread(self.store.usage, camera_id)
-        gaps = await asyncio.to_thread(self.registry.gaps, camera_id)
-        source = status.source if status is not None else None
+        def read():
+            self.registry.stream(camera_id)  # 404 for an unknown camera
+            report = self.registry.reports([camera_id]).get(camera_id)
+            return report, self.store.usage(camera_id), self.registry.gaps(camera_id)
+
+        report, usage, gaps = await asyncio.to_thread(read)
+        lag = None if report is None else report.lag_s
         return schemas.StreamStatus(
             camera_id=camera_id,
-            state=source.state if source else "stopped",
-            connected=bool(source and source.connected),
-            lag_s=None if status is None or status.lag_s is None else round(status.lag_s, 3),
+            state="unassigned" if report is None else report.state,  # no live ingest replica runs it (yet)
+            connected=report is not None and report.connected,
+            lag_s=None if lag is None else round(lag, 3),
             clips=usage.clips,
-            dropped_clips=source.dropped_clips if source else 0,
-            reconnects=source.reconnects if source else 0,
+            dropped_clips=0 if report is None else report.dropped_clips,
+            reconnects=0 if report is None else report.reconnects,
             gaps=[schemas.Gap(start=g.start, end=g.end, reason=g.reason) for g in gaps],
-            last_error=(status.last_error or (source.last_error if source else None)) if status else None,
+            last_error=None if report is None else report.last_error,
         )
 
     async def remove_stream(self, camera_id: str) -> None:

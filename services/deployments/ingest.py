@@ -12,8 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +21,10 @@ from ray.serve.handle import DeploymentHandle
 from pipeline.clips import ClipWindow, Gap
 from pipeline.errors import PipelineError, StoreUnavailable
 from pipeline.ingest.media_policy import MediaPolicy
-from pipeline.ingest.sources import ClipSource, SourceSpec, SourceStatus
+from pipeline.ingest.sources import ClipSource, SourceSpec
 from pipeline.store.connection import connect
-from pipeline.store.registry import JobRecord, Registry, StreamRecord
+from pipeline.store.leases import CameraLeases, fair_share
+from pipeline.store.registry import CameraReport, JobRecord, Registry, StreamRecord, utc_now_iso
 from services.errors import CameraLimitReached, Conflict
 from services.settings import Settings
 from services.telemetry import configure_tracing, current_carrier, tracer
@@ -36,21 +36,6 @@ log = logging.getLogger(__name__)
 OUTAGE_WAIT_S = 300.0  # a file job waits this long per clip for the store to come back
 OUTAGE_POLL_S = 1.0
 CANCEL_WAIT_S = 10.0
-
-
-@dataclass(frozen=True)
-class CameraStatus:
-    source: SourceStatus
-    stored_clips: int
-    last_stored_end: datetime | None
-    last_error: str | None
-
-    @property
-    def lag_s(self) -> float | None:
-        """How far the newest stored clip is behind live (decode, encode and store included)."""
-        if self.last_stored_end is None:
-            return None
-        return max(0.0, time.time() - self.last_stored_end.timestamp())
 
 
 class SourceWorker:
@@ -82,8 +67,20 @@ class SourceWorker:
     def done(self) -> bool:
         return not self._thread.is_alive()
 
-    def status(self) -> CameraStatus:
-        return CameraStatus(self.source.status(), self.stored_clips, self.last_stored_end, self.last_error)
+    def report(self, holder: str) -> CameraReport:
+        source = self.source.status()
+        return CameraReport(
+            camera_id=source.camera_id,
+            holder=holder,
+            state=source.state,
+            connected=source.connected,
+            stored_clips=self.stored_clips,
+            dropped_clips=source.dropped_clips,
+            reconnects=source.reconnects,
+            last_stored_end=None if self.last_stored_end is None else self.last_stored_end.isoformat(),
+            last_error=self.last_error or source.last_error,
+            reported_at=utc_now_iso(),
+        )
 
     def on_clip(self, clip: ClipWindow) -> None:
         """Called after each stored clip (file jobs report progress here)."""
@@ -214,6 +211,11 @@ def _store_outage(error: BaseException) -> bool:
 
 
 class Ingest:
+    """Cameras and file jobs. Any number of replicas: each camera is leased to one replica (pipeline/store/
+    leases.py); a heartbeat renews the leases, reports each camera's state to the registry, takes over the
+    cameras of replicas that stopped renewing (recording the outage as a gap) and notices removals and
+    cancellations made through other replicas."""
+
     def __init__(self, settings: Settings, encoder: DeploymentHandle):
         configure_tracing("ingest")
         self.settings = settings
@@ -221,27 +223,86 @@ class Ingest:
         self.policy: MediaPolicy = settings.media_policy()
         self.connect_slots = threading.BoundedSemaphore(settings.max_concurrent_connects)
         connection = connect(settings.redis_config())
-        self.registry = Registry(
-            connection.client, settings.store_namespace, where=connection.url, secrets=settings.secrets()
-        )
+        self.registry = Registry(connection.client, settings.store_namespace, where=connection.url,
+                                 secrets=settings.secrets())  # fmt: skip
+        self.replica_id = uuid.uuid4().hex[:12]
+        self.leases = CameraLeases(connection.client, settings.store_namespace, self.replica_id,
+                                   settings.ingest_lease_s, where=connection.url)  # fmt: skip
+        self.heartbeat_s = settings.ingest_lease_s / 4
         self.cameras: dict[str, SourceWorker] = {}
         self.jobs: dict[str, FileJobWorker] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self.live_replicas = self.leases.announce()
         self._fail_orphaned_jobs()
-        for record in self.registry.streams():  # resume what was configured before a restart
+        self._heartbeat()  # resume (or take over) cameras at once
+        self._beats = threading.Thread(target=self._beat_forever, name="ingest-heartbeat", daemon=True)
+        self._beats.start()
+
+    # the heartbeat
+
+    def _beat_forever(self) -> None:
+        while not self._stopping.wait(self.heartbeat_s):
             try:
-                self._start_camera(record)
-            except PipelineError as error:
-                log.warning("stream %s not resumed: %s", record.camera_id, error)
+                self._heartbeat()
+            except PipelineError as error:  # the store is down: leases keep until their TTL; try again
+                log.warning("ingest heartbeat: %s", error)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            self.live_replicas = self.leases.announce()
+            streams = {r.camera_id: r for r in self.registry.streams()}
+            held = self.leases.renew(self.cameras)
+            for camera_id in [c for c in self.cameras if c not in held or c not in streams]:
+                self._stop_camera(camera_id, release=camera_id in held)
+            share = fair_share(len(streams), self.live_replicas)
+            for camera_id in sorted(self.cameras)[share:]:  # over our share (a replica joined): hand back
+                self._stop_camera(camera_id, release=True)
+            for camera_id, record in sorted(streams.items()):
+                if len(self.cameras) >= share:
+                    break
+                if camera_id not in self.cameras and self.leases.acquire(camera_id):
+                    self._take(record)
+            ttl = timedelta(seconds=self.settings.ingest_lease_s * 3)
+            for worker in list(self.cameras.values()):
+                self.registry.put_report(worker.report(self.replica_id), ttl)
+            for job_id, worker in list(self.jobs.items()):
+                if not worker.done and self.registry.cancel_requested(job_id):
+                    worker.cancel(timeout=0)
+
+    def _take(self, record: StreamRecord) -> None:
+        """Start a camera we now hold; if another replica ran it, its silence since its last clip is a gap."""
+        previous = self.registry.reports([record.camera_id]).get(record.camera_id)
+        if previous is not None and previous.holder != self.replica_id:
+            since = datetime.fromisoformat(previous.last_stored_end or previous.reported_at)
+            reason = f"ingest replica {previous.holder} stopped; camera taken over by {self.replica_id}"
+            self.registry.add_gap(Gap(record.camera_id, since, datetime.now(timezone.utc), reason))
+        try:
+            self._start_camera(record)
+        except PipelineError as error:
+            log.warning("stream %s not started: %s", record.camera_id, error)
+            self.leases.release(record.camera_id)
+
+    def _stop_camera(self, camera_id: str, release: bool) -> None:
+        worker = self.cameras.pop(camera_id)
+        worker.source.stop()
+        if release:
+            self.leases.release(camera_id)
 
     def _fail_orphaned_jobs(self) -> None:
-        """Jobs left queued or running by a stopped ingest end `failed`, saying why; none stays running."""
+        """Jobs whose replica stopped end `failed`, saying why; none stays running forever."""
         for job in self.registry.jobs():
-            if not job.finished:
+            if not job.finished and job.holder != self.replica_id and not self._alive(job.holder):
                 reason = "the service stopped while this job ran; upload the file again"
                 self.registry.put_job(job.update(state="failed", error=reason))
                 if job.upload:
                     Path(job.upload).unlink(missing_ok=True)
+
+    def _alive(self, holder: str | None) -> bool:
+        score = self.registry.client.zscore(f"{self.settings.store_namespace}:ingest:replicas", holder or "")
+        return score is not None and time.time() * 1000 - score < self.settings.ingest_lease_s * 1000
+
+    # cameras
 
     def _spec(self, record: StreamRecord) -> SourceSpec:
         return SourceSpec(
@@ -260,39 +321,39 @@ class Ingest:
             queue_size=self.settings.camera_queue_clips,
             connect_slots=self.connect_slots,
         )
-        with self._lock:
-            self.cameras[record.camera_id] = SourceWorker(source.start(), self.encoder, self.registry).start()
+        self.cameras[record.camera_id] = SourceWorker(source.start(), self.encoder, self.registry).start()
+        self.registry.put_report(self.cameras[record.camera_id].report(self.replica_id),
+                                 timedelta(seconds=self.settings.ingest_lease_s * 3))  # fmt: skip
 
     def add_stream(self, record: StreamRecord) -> None:
         """Validate the source (scheme, whitelist) and the camera limit before anything is saved; then save
-        and start it."""
+        it, and run it here if this replica is under its share (else another replica's heartbeat takes it)."""
         ClipSource(self._spec(record), self.policy)  # raises ForbiddenSource / InvalidMedia on a bad URL
         limit = self.settings.max_cameras
         if len(self.registry.streams()) >= limit:
             raise CameraLimitReached(f"this service takes at most {limit} cameras (max_cameras); remove one first")
         self.registry.add_stream(record)
-        self._start_camera(record)
+        with self._lock:
+            self.live_replicas = self.leases.announce()
+            share = fair_share(len(self.registry.streams()), self.live_replicas)
+            if len(self.cameras) < share and self.leases.acquire(record.camera_id):
+                self._start_camera(record)
 
     def remove_stream(self, camera_id: str) -> None:
-        """Forget the stream and stop its source at once; a clip already being encoded still gets stored."""
+        """Forget the stream; its source stops at once here, or at the next heartbeat of the replica running
+        it. A clip already being encoded still gets stored."""
         self.registry.remove_stream(camera_id)
         with self._lock:
-            worker = self.cameras.pop(camera_id, None)
-        if worker is not None:
-            worker.source.stop()
+            if camera_id in self.cameras:
+                self._stop_camera(camera_id, release=True)
 
     def streams(self) -> list[StreamRecord]:
         return self.registry.streams()
 
-    def status(self, camera_id: str) -> CameraStatus | None:
-        worker = self.cameras.get(camera_id)
-        return None if worker is None else worker.status()
-
-    def statuses(self) -> dict[str, CameraStatus]:
-        return {camera_id: worker.status() for camera_id, worker in list(self.cameras.items())}
+    # file jobs
 
     def start_file_job(self, camera_id: str, path: str, start_time: datetime | None, duration_s: float) -> JobRecord:
-        job = JobRecord(uuid.uuid4().hex, camera_id, state="queued", progress=0.0, clips=0, upload=str(Path(path)))
+        job = JobRecord(uuid.uuid4().hex, camera_id, "queued", 0.0, 0, upload=str(Path(path)), holder=self.replica_id)
         spec = SourceSpec(
             camera_id=camera_id,
             url=str(Path(path)),
@@ -310,14 +371,37 @@ class Ingest:
         return job
 
     def cancel_job(self, job_id: str) -> JobRecord:
-        """Stop a queued or running job and return its record (`cancelled` once its worker has stopped)."""
+        """Stop a queued or running job (whichever replica runs it) and return its record once it has
+        stopped: `cancelled`, keeping the clips it stored."""
         job = self.registry.job(job_id)  # UnknownJob (404) for an id never seen
-        worker = self.jobs.get(job_id)
-        if job.finished or worker is None:
+        if job.finished:
             raise Conflict(f"job {job_id} has already ended ({job.state}); nothing to cancel")
-        worker.cancel(timeout=CANCEL_WAIT_S)
-        return self.registry.job(job_id)
+        self.registry.request_cancel(job_id)
+        worker = self.jobs.get(job_id)
+        if worker is not None:
+            worker.cancel(timeout=CANCEL_WAIT_S)
+        deadline = time.monotonic() + CANCEL_WAIT_S + self.heartbeat_s
+        while not (job := self.registry.job(job_id)).finished and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return job
 
-    def __del__(self) -> None:
-        for worker in [*self.cameras.values(), *self.jobs.values()]:
+    def close(self) -> None:
+        """Stop every source and job and hand the cameras back at once (another replica takes them now)."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        with self._lock:
+            held, self.cameras = self.cameras, {}
+        for worker in held.values():
+            worker.source.stop()
+        for worker in self.jobs.values():
             worker.stop(timeout=2.0)
+        try:
+            for camera_id in held:
+                self.leases.release(camera_id)
+            self.leases.withdraw()
+        except PipelineError as error:  # the store is gone: the leases expire on their own
+            log.warning("ingest replica %s stopped without releasing its cameras: %s", self.replica_id, error)
+
+    def __del__(self) -> None:  # Serve stops the replica
+        self.close()

@@ -46,7 +46,6 @@ def test_nested_environment_variables_and_standard_names(monkeypatch):
     [
         ("clip_seconds", 7, "multiple of 2"),
         ("compression_preset", "50%", "35%"),
-        ("ingest", {"num_replicas": 2}, "exactly one replica"),
         ("answer_mode", "magic", "llm"),
         ("no_such_setting", 1, "Extra inputs are not permitted"),
     ],

@@ -7,8 +7,6 @@ import socket
 import threading
 import time
 
-import pytest
-
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.ingest.sources import ClipSource, SourceSpec
 
@@ -46,18 +44,58 @@ class SilentServer:
             self.open -= 1
 
 
-@pytest.mark.parametrize(("slots", "most_at_once"), [(1, 1), (None, CAMERAS)], ids=["one slot", "unbounded"])
-def test_pull_cameras_connect_at_most_as_many_at_once_as_there_are_slots(slots, most_at_once):
-    server = SilentServer()
-    shared = None if slots is None else threading.BoundedSemaphore(slots)
-    sources = [
-        ClipSource(SourceSpec(f"cam{i}", f"rtsp://127.0.0.1:{server.port}/live"), POLICY, connect_slots=shared).start()
+class CountedSlots(threading.BoundedSemaphore):
+    """Connection slots that remember the most ever held at once."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.held = self.most_held = 0
+        self._count = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        taken = super().acquire(blocking, timeout)
+        if taken:
+            with self._count:
+                self.held += 1
+                self.most_held = max(self.most_held, self.held)
+        return taken
+
+    def release(self, n: int = 1) -> None:
+        with self._count:
+            self.held -= n
+        super().release(n)
+
+
+def start_cameras(port: int, slots: threading.Semaphore | None) -> list[ClipSource]:
+    return [
+        ClipSource(SourceSpec(f"cam{i}", f"rtsp://127.0.0.1:{port}/live"), POLICY, connect_slots=slots).start()
         for i in range(CAMERAS)
     ]
+
+
+def test_without_slots_every_failing_camera_connects_at_once():
+    server = SilentServer()
+    sources = start_cameras(server.port, None)
     try:
         time.sleep(WATCH_S)  # a few connect timeouts' worth of attempts by every camera
-        assert server.most_open == most_at_once
-        assert all(s.status().reconnects == 0 and not s.status().connected for s in sources)
+        assert server.most_open == CAMERAS
+    finally:
+        for source in sources:
+            source.close(timeout=10)
+        server.listener.close()
+
+
+def test_with_one_slot_failing_cameras_take_turns_and_all_keep_trying():
+    server = SilentServer()
+    slots = CountedSlots(1)
+    sources = start_cameras(server.port, slots)
+    try:
+        deadline = time.monotonic() + 4 * CAMERAS * POLICY.connect_timeout_s
+        while not all(s.status().last_error for s in sources):  # every camera gets its turn
+            assert time.monotonic() < deadline, [s.status() for s in sources]
+            time.sleep(0.1)
+        assert slots.most_held == 1
+        assert server.most_open <= 2  # one connecting, at most one more the server has not yet seen close
     finally:
         for source in sources:
             source.close(timeout=10)

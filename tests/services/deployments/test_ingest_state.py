@@ -3,7 +3,8 @@ running end `failed` with the reason, and gaps the store cannot take yet are wri
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -34,8 +35,7 @@ def test_cameras_past_the_limit_are_refused_before_anything_is_saved(redis_serve
             ingest.add_stream(stream("c"))
         assert [s.camera_id for s in ingest.streams()] == ["a", "b"]
     finally:
-        for worker in ingest.cameras.values():
-            worker.stop(timeout=5)
+        ingest.close()
 
 
 def test_jobs_a_stopped_service_left_running_end_failed_with_the_reason(redis_server, tmp_path):
@@ -45,7 +45,7 @@ def test_jobs_a_stopped_service_left_running_end_failed_with_the_reason(redis_se
     registry.put_job(JobRecord("running1", "yard", "running", 0.33, 3, upload=str(upload)))
     registry.put_job(JobRecord("queued1", "yard", "queued", 0.0, 0))
     registry.put_job(JobRecord("done1", "yard", "done", 1.0, 6))
-    Ingest(settings_for(redis_server, tmp_path), encoder=None)
+    Ingest(settings_for(redis_server, tmp_path), encoder=None).close()
     states = {job_id: registry.job(job_id) for job_id in ("running1", "queued1", "done1")}
     assert {k: j.state for k, j in states.items()} == {"running1": "failed", "queued1": "failed", "done1": "done"}
     assert "stopped while this job ran" in states["running1"].error and states["running1"].clips == 3
@@ -65,3 +65,33 @@ def test_a_gap_the_store_cannot_take_is_written_once_it_answers_again(redis_serv
     redis.start()
     worker._flush_gaps()
     assert worker._unrecorded == [] and registry.gaps("yard") == [second, first]  # newest first
+
+
+def test_cameras_spread_over_replicas_and_a_dead_replicas_cameras_are_taken_over(redis_server, tmp_path):
+    settings = settings_for(redis_server, tmp_path, ingest_lease_s=1.0)
+    first = Ingest(settings, encoder=None)
+    second = Ingest(settings, encoder=None)
+    try:
+        for camera_id in ("a", "b"):
+            first.add_stream(stream(camera_id))
+        wait_until(lambda: len(first.cameras) == 1 and len(second.cameras) == 1, "one camera per replica")
+        lost = next(iter(first.cameras))
+        first._stopping.set()  # the replica dies: no heartbeat, no release
+        for worker in first.cameras.values():
+            worker.source.stop()
+        died_at = datetime.now(timezone.utc)
+        wait_until(lambda: set(second.cameras) == {"a", "b"}, "the takeover", 10)
+        gaps = second.registry.gaps(lost)
+        assert len(gaps) == 1 and f"replica {first.replica_id} stopped" in gaps[0].reason
+        assert gaps[0].start <= died_at <= gaps[0].end
+        assert second.registry.reports([lost])[lost].holder == second.replica_id
+    finally:
+        second.close()
+        first.close()
+
+
+def wait_until(condition, what: str, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

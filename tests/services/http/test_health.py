@@ -19,7 +19,8 @@ GRACE_S = 1.0
 def test_healthz_fails_only_after_the_store_is_down_past_the_grace_period(redis_servers, tmp_path):
     redis = redis_servers(persistence=False)
     settings = Settings(data_dir=tmp_path, redis_url=redis.url, store_grace_s=GRACE_S)
-    gateway = Gateway(settings, InProcessHandle(Ingest(settings, encoder=None)), answerer=None)
+    ingest = Ingest(settings, encoder=None)
+    gateway = Gateway(settings, InProcessHandle(ingest), answerer=None)
     with TestClient(create_api(gateway, settings)) as client:
         assert client.get("/healthz").status_code == 200
         redis.kill()
@@ -32,3 +33,4 @@ def test_healthz_fails_only_after_the_store_is_down_past_the_grace_period(redis_
         assert "has not answered for" in dead.json()["error"]["message"]
         redis.start()
         assert client.get("/healthz").status_code == 200
+    ingest.close()

@@ -59,8 +59,7 @@ def api(redis_servers, tmp_path_factory):
         store.put(clip)
     with TestClient(create_api(gateway, settings), headers={"Authorization": f"Bearer {API_KEY}"}) as client:
         yield Api(client, store, ingest, clips)
-    for worker in list(ingest.cameras.values()):
-        worker.stop(timeout=5)
+    ingest.close()
 
 
 def range_of(start_s: float, end_s: float) -> dict:
