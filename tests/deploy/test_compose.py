@@ -22,6 +22,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_FILE = ROOT / "compose" / "omnisift.env"
 PROFILES = {"cpu": {"cpu-worker"}, "relay": {"relay"}, "otel": {"otel-collector"}}
 ALWAYS_ON = {"redis", "head", "worker"}
+# read by Settings under their standard names, or by Ray, Hugging Face and OpenTelemetry (OTEL_*) themselves
 STANDARD_VARIABLES = {"REDIS_URL", "RAY_ADDRESS", "RAY_AUTH_MODE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}
 PACKAGE_FILES = {"pyproject.toml", "README.md", "LICENSE", "omnisift_core", "pipeline", "services"}
 
@@ -126,7 +127,7 @@ def test_every_variable_in_the_env_file_and_the_image_is_a_real_setting():
         if name.startswith("OMNISIFT_"):
             assert name in known, f"{name} is not a field of services.settings.Settings"
         else:
-            assert name in STANDARD_VARIABLES or name.startswith("OTEL_"), f"{name} is read by nothing in omnisift"
+            assert name in STANDARD_VARIABLES or name.startswith("OTEL_"), f"{name} is neither a setting nor standard"
 
 
 def test_every_file_the_compose_file_names_exists(compose):
@@ -139,6 +140,13 @@ def test_every_file_the_compose_file_names_exists(compose):
             source = mount.split(":")[0]
             if source.startswith("./"):  # configuration from the repository (MODELS_DIR is the operator's)
                 assert (ROOT / source).is_file(), f"{name}: no {source}"
+
+
+def test_every_dependency_is_a_service_that_starts_without_a_profile(compose):
+    for name, service in compose["services"].items():
+        for dependency in service.get("depends_on", []):
+            assert dependency in compose["services"], f"{name} depends on no service {dependency}"
+            assert not compose["services"][dependency].get("profiles"), f"{name} depends on optional {dependency}"
 
 
 def test_named_volumes_are_declared_and_used(compose):
