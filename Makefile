@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint bench
+.PHONY: install system-packages demo test test-fast lint bench
 
 install: $(STAMP)
 
@@ -12,13 +12,16 @@ $(STAMP): pyproject.toml
 	bash scripts/install.sh "$(PYTHON)" "$(VENV)" "$(TORCH_SPEC)"
 	touch $(STAMP)
 
+system-packages:  # the Debian packages the tests need: installed as root, else the command is printed
+	bash scripts/install-system-packages.sh
+
 demo: $(STAMP)
 	$(VENV)/bin/omnisift demo $(ARGS)
 
-test: $(STAMP)
+test: system-packages $(STAMP)
 	bash scripts/run-tests.sh $(ARGS)
 
-test-fast: $(STAMP)  # the in-process tier: no Ray Serve, no RTSP server, under 90 s
+test-fast: system-packages $(STAMP)  # the in-process tier: no Ray Serve, no RTSP server, under 90 s
 	bash scripts/run-tests.sh -m "not e2e" $(ARGS)
 
 lint: $(STAMP)

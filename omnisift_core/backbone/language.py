@@ -35,7 +35,7 @@ class OmniLanguageModel(nn.Module):
     def hidden_states(self, embeds: Tensor, positions: Tensor, cache: DynamicCache | None = None) -> Tensor:
         """(1, L, D) embeddings at (3, 1, L) positions -> (1, L, D) final hidden states."""
         return self.language_model(
-            inputs_embeds=embeds, position_ids=positions, past_key_values=cache, use_cache=cache is not None
+            inputs_embeds=embeds, position_ids=positions, cache=cache, use_cache=cache is not None
         ).last_hidden_state
 
 
