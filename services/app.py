@@ -11,6 +11,7 @@ from __future__ import annotations
 from ray import serve
 from ray.serve import Application
 
+from omnisift_core.errors import InvalidConfig
 from services.deployments.answerer import Answerer
 from services.deployments.encoder import EncoderCompressor
 from services.deployments.gateway import Gateway
@@ -43,5 +44,10 @@ def build_app(settings: Settings) -> Application:
 
 
 def app_builder(args: dict[str, str]) -> Application:
-    """For `serve run` / `serve deploy` config files: `import_path: services.app:app_builder`, `args` are settings."""
-    return build_app(Settings(**args))
+    """For `serve run` / `serve deploy` config files: `import_path: services.app:app_builder`, `args` are settings.
+
+    Such an app runs on a cluster, so every node must seal and open camera credentials with one key."""
+    settings = Settings(**args)
+    if settings.secret_key is None:
+        raise InvalidConfig("set OMNISIFT_SECRET_KEY (the same Fernet key) on every node of the cluster")
+    return build_app(settings)

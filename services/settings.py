@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, NoveltyBudget, RemovalRatios
@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     gateway: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     ingest: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     config_file: Path | None = Field(None, validation_alias=AliasChoices("OMNISIFT_CONFIG"))
+
+    @field_validator("secret_key", "api_key", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        """`OMNISIFT_SECRET_KEY=` in an env file means not set, not an empty key."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _novelty_needs_omnisift(self) -> Settings:

@@ -19,6 +19,7 @@ from pipeline.store.config import CameraSettings, RetentionPolicy
 from pipeline.store.connection import connect
 from pipeline.store.registry import JobRecord, Registry, StreamRecord, utc_now_iso
 from services.deployments.queries import QueryEngine
+from services.deployments.uploads import UploadTransfer
 from services.errors import Conflict, NotAlive, NotReady
 from services.http import schemas
 from services.http.app import create_api
@@ -158,10 +159,13 @@ class Gateway:
             start = form.start_time
             if start is not None and start.tzinfo is None:
                 start = start.replace(tzinfo=camera.tz)
-            job = await self.ingest.start_file_job.remote(form.camera_id, str(path), start, duration)
+            handed = await asyncio.to_thread(UploadTransfer.of, path) if self.settings.ray_address else str(path)
+            job = await self.ingest.start_file_job.remote(form.camera_id, handed, start, duration)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        if self.settings.ray_address:  # the ingest replica holds its own copy now
+            path.unlink(missing_ok=True)
         return schemas.JobAccepted(job_id=job.job_id, camera_id=job.camera_id)
 
     def _upload_camera(self, fields: schemas.UploadForm) -> CameraSettings:

@@ -25,6 +25,7 @@ from pipeline.ingest.sources import ClipSource, SourceSpec
 from pipeline.store.connection import connect
 from pipeline.store.leases import CameraLeases, fair_share
 from pipeline.store.registry import CameraReport, JobRecord, Registry, StreamRecord, utc_now_iso
+from services.deployments.uploads import UploadTransfer
 from services.errors import CameraLimitReached, Conflict
 from services.settings import Settings
 from services.telemetry import configure_tracing, current_carrier, tracer
@@ -352,7 +353,11 @@ class Ingest:
 
     # file jobs
 
-    def start_file_job(self, camera_id: str, path: str, start_time: datetime | None, duration_s: float) -> JobRecord:
+    def start_file_job(
+        self, camera_id: str, upload: str | UploadTransfer, start_time: datetime | None, duration_s: float
+    ) -> JobRecord:
+        """Ingest an uploaded file: a path on this machine, or (on a cluster) the bytes the gateway handed over."""
+        path = upload.receive(self.settings.uploads_dir) if isinstance(upload, UploadTransfer) else Path(upload)
         job = JobRecord(uuid.uuid4().hex, camera_id, "queued", 0.0, 0, upload=str(Path(path)), holder=self.replica_id)
         spec = SourceSpec(
             camera_id=camera_id,

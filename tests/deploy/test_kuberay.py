@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from packaging.requirements import Requirement
 
 from tests.services.test_settings import deployment_graph
@@ -42,13 +43,23 @@ def test_it_is_a_ray_io_v1_rayservice_with_the_serve_config_of_compose(manifest,
     assert serve_config == yaml.safe_load((ROOT / "compose" / "serve.yaml").read_text())
 
 
-def test_its_import_path_builds_the_application_with_every_named_deployment(serve_config):
+def test_its_import_path_builds_the_application_with_every_named_deployment(serve_config, monkeypatch):
+    monkeypatch.setenv("OMNISIFT_SECRET_KEY", Fernet.generate_key().decode())  # what every pod gets
     (application,) = serve_config["applications"]
     module, attribute = application["import_path"].split(":")
     builder = getattr(importlib.import_module(module), attribute)
     assert application["import_path"] == "services.app:app_builder"
     graph = deployment_graph(builder(application["args"]))
     assert set(graph) == {d["name"] for d in application["deployments"]}
+
+
+def test_every_pod_gets_the_one_secret_key_for_camera_credentials(manifest):
+    cluster = manifest["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for pod in pods:
+        (container,) = pod["template"]["spec"]["containers"]
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+        assert env["OMNISIFT_SECRET_KEY"] == {"name": "omnisift", "key": "secret-key"}
 
 
 def test_the_head_serves_http_and_takes_no_gpu_replicas(manifest, serve_config):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from omnisift_core.config import ChangeTest, NoveltyBudget
@@ -62,10 +63,13 @@ def test_tiny_model_answers_from_the_timeline_unless_told_otherwise():
     assert Settings(model="/models/Qwen2.5-Omni-7B").answers_with_llm
 
 
-def test_shipped_serve_config_builds_the_application():
+def test_shipped_serve_config_builds_the_application(monkeypatch):
     config = yaml.safe_load((COMPOSE / "serve.yaml").read_text())
     application = config["applications"][0]
     assert application["import_path"] == "services.app:app_builder"
+    with pytest.raises(InvalidConfig, match="OMNISIFT_SECRET_KEY"):
+        app_builder(application["args"])  # a cluster app must share one key for camera credentials
+    monkeypatch.setenv("OMNISIFT_SECRET_KEY", Fernet.generate_key().decode())
     app = app_builder(application["args"])
     graph = deployment_graph(app)
     assert set(graph) == {d["name"] for d in application["deployments"]}  # serve.yaml names every deployment
