@@ -156,7 +156,7 @@ def test_a_camera_with_credentials_is_never_echoed_and_a_duplicate_conflicts(api
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_exists"
     assert "s3cret" not in again.text + api.client.get("/v1/streams").text + api.client.get("/v1/streams/door").text
     assert "s3cret" not in str(api.store.client.hgetall("omnisift:streams"))  # sealed at rest too
-    assert api.client.get("/v1/streams/door").json()["state"] in ("connecting", "reconnecting", "waiting")
+    assert api.client.get("/v1/streams/door").json()["state"] in ("starting", "connecting", "reconnecting")
     assert api.client.delete("/v1/streams/door").status_code == 204
     assert api.client.get("/v1/streams/door").json()["error"]["code"] == "unknown_stream"
 
