@@ -26,10 +26,12 @@ def _deployment(cls: type, options: DeploymentOptions):
     actor_options = {
         "num_cpus": options.num_cpus,
         "num_gpus": options.num_gpus,
+        "resources": options.resources,
         "runtime_env": {"env_vars": otel_environment()},
     }
     return serve.deployment(cls).options(
         num_replicas=options.num_replicas,
+        max_replicas_per_node=options.max_replicas_per_node,
         ray_actor_options=actor_options,
         graceful_shutdown_wait_loop_s=0.2,  # requests in flight are checked this often while stopping ...
         graceful_shutdown_timeout_s=GRACEFUL_STOP_S,  # ... and given this long, so `serve` stops in seconds

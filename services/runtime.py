@@ -72,7 +72,8 @@ def run_service(settings: Settings) -> Iterator[RunningService]:
         deployed = settings.model_copy(update={"redis_url": SecretStr(connection.url)})
     try:
         start_ray(settings)
-        serve.start(http_options={"host": settings.host, "port": settings.port})
+        # one HTTP proxy, on the head: the gateway's address is the head's, however many nodes there are
+        serve.start(proxy_location="HeadOnly", http_options={"host": settings.host, "port": settings.port})
         serve.run(build_app(deployed), name=APP_NAME, route_prefix="/")
         yield RunningService(f"http://{settings.host}:{settings.port}", deployed)
     finally:

@@ -31,6 +31,8 @@ class DeploymentOptions(BaseModel):
     num_replicas: int = Field(1, ge=1)
     num_cpus: float = Field(1.0, ge=0)
     num_gpus: float = Field(0.0, ge=0)
+    max_replicas_per_node: int | None = Field(None, ge=1)  # 1 spreads the replicas over nodes
+    resources: dict[str, float] = {}  # Ray custom resources a replica needs, e.g. {"gpu-node": 1} to pin it
 
 
 class EncoderOptions(DeploymentOptions):

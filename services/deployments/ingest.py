@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import ray
 from ray.serve.handle import DeploymentHandle
 
 from pipeline.clips import ClipWindow, Gap
@@ -206,6 +207,12 @@ class FileJobWorker(SourceWorker):
                 time.sleep(OUTAGE_POLL_S)
 
 
+def _replica_id() -> str:
+    """`<node>.<random>`: which Ray node a replica runs on shows in the camera reports it writes."""
+    node = ray.get_runtime_context().get_node_id()[:8] if ray.is_initialized() else "local"
+    return f"{node}.{uuid.uuid4().hex[:6]}"
+
+
 def _store_outage(error: BaseException) -> bool:
     """Whether an encoder call failed because the store was unreachable (Ray wraps the replica's error)."""
     return isinstance(error, StoreUnavailable) or isinstance(getattr(error, "cause", None), StoreUnavailable)
@@ -226,7 +233,7 @@ class Ingest:
         connection = connect(settings.redis_config())
         self.registry = Registry(connection.client, settings.store_namespace, where=connection.url,
                                  secrets=settings.secrets())  # fmt: skip
-        self.replica_id = uuid.uuid4().hex[:12]
+        self.replica_id = _replica_id()
         self.leases = CameraLeases(connection.client, settings.store_namespace, self.replica_id,
                                    settings.ingest_lease_s, where=connection.url)  # fmt: skip
         self.heartbeat_s = settings.ingest_lease_s / 4
