@@ -43,17 +43,29 @@ PULLED, PUSHED = ("gate", "yard"), ("door", "hall")
 
 
 class RayNode:
-    """One `ray start --block` on 127.0.0.1 in a process group of its own: its raylet and workers die with it."""
+    """One `ray start --block` on 127.0.0.1 in a process group of its own: its raylet and workers die with it.
+    Every port is its own (raylets on one machine would otherwise race for the same defaults)."""
 
-    def __init__(self, name: str, logdir: Path, *args: str):
+    def __init__(self, name: str, logdir: Path, workers: range, *args: str):
         self.name = name
+        self.log = logdir / f"ray-{name}.log"
         resources = {name: 1} | ({} if name == "head" else {"worker": 1})  # where replicas may go shows by name
-        with (logdir / f"ray-{name}.log").open("ab") as log:
+        ports = [f"--{flag}={free_port()}" for flag in ("node-manager-port", "object-manager-port",
+                 "metrics-export-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                 "runtime-env-agent-port")]  # fmt: skip
+        with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--num-cpus=4",
-                 f"--resources={json.dumps(resources)}", *args],
+                 f"--resources={json.dumps(resources)}", *ports, f"--min-worker-port={workers.start}",
+                 f"--max-worker-port={workers.stop - 1}", *args],
                 env=os.environ | RAY_ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
+        wait_for(self._up, f"ray node {name} to start", 120)
+
+    def _up(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"ray start for {self.name} exited:\n{self.log.read_text()[-2000:]}")
+        return "Ray runtime started" in self.log.read_text()
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -64,10 +76,13 @@ class RayNode:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory) -> Iterator[dict[str, RayNode]]:
     logdir, port = tmp_path_factory.mktemp("ray"), free_port()
-    started = {"head": RayNode("head", logdir, "--head", f"--port={port}", "--include-dashboard=false")}
+    head = ("--head", f"--port={port}", "--include-dashboard=false", f"--ray-client-server-port={free_port()}")
+    started = {"head": RayNode("head", logdir, range(40000, 40400), *head)}
     try:
-        for name in ("node_b", "node_c"):
-            started[name] = RayNode(name, logdir, f"--address=127.0.0.1:{port}")
+        for i, name in enumerate(("node_b", "node_c"), start=1):
+            started[name] = RayNode(
+                name, logdir, range(40000 + 400 * i, 40400 + 400 * i), f"--address=127.0.0.1:{port}"
+            )
         with pytest.MonkeyPatch.context() as env:
             for key, value in RAY_ENV.items():
                 env.setenv(key, value)
