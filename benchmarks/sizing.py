@@ -66,6 +66,7 @@ def thinker_config(size: str, text_layers: int | None = None) -> Qwen2_5OmniThin
     audio = parts["audio_config"] | TOWERS["audio_config"] | {"output_dim": hidden}
     rope = {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]}
     text = parts["text_config"] | TEXT[size] | {"rope_parameters": rope}
+    text.pop("layer_types", None)  # derived from the layer count
     if text_layers:
         text["num_hidden_layers"] = text_layers
     return Qwen2_5OmniThinkerConfig(audio_config=audio, vision_config=vision, text_config=text)

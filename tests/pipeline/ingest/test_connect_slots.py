@@ -3,45 +3,16 @@ its turn instead of loading the machine. A real TCP listener that never answers 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.ingest.sources import ClipSource, SourceSpec
+from tests.fixtures.media_servers import SilentServer
 
 POLICY = MediaPolicy(connect_timeout_s=1.0, read_timeout_s=1.0, backoff_initial_s=0.05, backoff_max_s=0.1)
 CAMERAS = 4
 WATCH_S = 4.0
-
-
-class SilentServer:
-    """Accepts TCP connections and never answers; records how many were open at the same time."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open = self.most_open = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
-
-    def _hold(self, connection: socket.socket) -> None:
-        with self.lock:
-            self.open += 1
-            self.most_open = max(self.most_open, self.open)
-        with connection:
-            while connection.recv(4096):  # until the client gives up and closes
-                pass
-        with self.lock:
-            self.open -= 1
 
 
 class CountedSlots(threading.BoundedSemaphore):
@@ -82,7 +53,7 @@ def test_without_slots_every_failing_camera_connects_at_once():
     finally:
         for source in sources:
             source.close(timeout=10)
-        server.listener.close()
+        server.close()
 
 
 def test_with_one_slot_failing_cameras_take_turns_and_all_keep_trying():
@@ -99,4 +70,4 @@ def test_with_one_slot_failing_cameras_take_turns_and_all_keep_trying():
     finally:
         for source in sources:
             source.close(timeout=10)
-        server.listener.close()
+        server.close()
