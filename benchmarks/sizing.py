@@ -142,7 +142,7 @@ def main() -> None:
     print(f"{'size':<6}{'encode s / 10-s clip':>22}{'cameras / encoder':>19}{'s / question':>14}{'questions/min':>15}")
     for size in args.sizes.split(","):
         s = measure(size, device, clip_s, args.llm_layers, args.repeats)
-        row = f"{s.encode_s:>22.2f}{s.cameras_per_encoder:>19.1f}{s.answer_s:>14.2f}{s.questions_per_minute:>15.1f}"
+        row = f"{s.encode_s:>22.2f}{s.cameras_per_encoder:>19.3g}{s.answer_s:>14.2f}{s.questions_per_minute:>15.3g}"
         print(f"{size:<6}{row}", flush=True)
 
 
