@@ -59,22 +59,19 @@ def processes(redis_dir: Path) -> dict[str, int]:
 
 @dataclass
 class Trace:
-    times_h: list[float] = field(default_factory=list)
-    rss: dict[str, list[float]] = field(default_factory=dict)
+    samples: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # process -> (hours, MB)
 
     def add(self, at_h: float, sample: dict[str, float]) -> None:
-        self.times_h.append(at_h)
         for name, value in sample.items():
-            self.rss.setdefault(name, []).append(value)
+            self.samples.setdefault(name, []).append((at_h, value))
 
     def report(self, warmup_h: float) -> None:
-        times = np.array(self.times_h)
-        steady = times >= warmup_h
         print(f"\n{'process':<24}{'start MB':>10}{'end MB':>10}{'growth MB/h (after warm-up)':>30}")
-        for name, values in sorted(self.rss.items()):
-            series = np.array(values)
-            slope = np.polyfit(times[steady], series[steady], 1)[0] if steady.sum() >= 3 else float("nan")
-            print(f"{name:<24}{series[0]:>10.0f}{series[-1]:>10.0f}{slope:>30.1f}")
+        for name, points in sorted(self.samples.items()):
+            times, values = (np.array(axis) for axis in zip(*points, strict=True))
+            steady = times >= warmup_h
+            slope = np.polyfit(times[steady], values[steady], 1)[0] if steady.sum() >= 3 else float("nan")
+            print(f"{name:<24}{values[0]:>10.0f}{values[-1]:>10.0f}{slope:>30.1f}")
 
 
 def main() -> None:
