@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,8 +47,16 @@ class SourceWorker:
     A store outage is a state, not a crash: a gap the store cannot take yet is kept and written once it
     answers again, and a clip that could not be stored is recorded as a gap."""
 
-    def __init__(self, source: ClipSource, encoder: DeploymentHandle, registry: Registry):
+    def __init__(
+        self,
+        source: ClipSource,
+        encoder: DeploymentHandle,
+        registry: Registry,
+        on_stored: Callable[[SourceWorker], None] | None = None,
+    ):
+        """`on_stored` is told of every stored clip (the camera's report is rewritten at once)."""
         self.source = source
+        self.on_stored = on_stored
         self.encoder = encoder
         self.registry = registry
         self.stored_clips = 0
@@ -116,6 +125,8 @@ class SourceWorker:
         self.last_stored_end = summary.end
         self.last_error = None
         self._flush_gaps()
+        if self.on_stored is not None:
+            self.on_stored(self)
         self.on_clip(clip)
 
     def _encode(self, clip: ClipWindow, waiting_since: int) -> ClipSummary:
@@ -243,7 +254,7 @@ class Ingest:
         self._stopping = threading.Event()
         self.live_replicas = self.leases.announce()
         self._fail_orphaned_jobs()
-        self._heartbeat()  # resume (or take over) cameras at once
+        self._beat()  # resume (or take over) cameras at once
         self._beats = threading.Thread(target=self._beat_forever, name="ingest-heartbeat", daemon=True)
         self._beats.start()
 
@@ -251,10 +262,14 @@ class Ingest:
 
     def _beat_forever(self) -> None:
         while not self._stopping.wait(self.heartbeat_s):
-            try:
-                self._heartbeat()
-            except PipelineError as error:  # the store is down: leases keep until their TTL; try again
-                log.warning("ingest heartbeat: %s", error)
+            self._beat()
+
+    def _beat(self) -> None:
+        """One heartbeat; a store that is down (or a stream record it cannot open) is retried at the next."""
+        try:
+            self._heartbeat()
+        except PipelineError as error:
+            log.warning("ingest heartbeat: %s", error)
 
     def _heartbeat(self) -> None:
         with self._lock:
@@ -271,9 +286,8 @@ class Ingest:
                     break
                 if camera_id not in self.cameras and self.leases.acquire(camera_id):
                     self._take(record)
-            ttl = timedelta(seconds=self.settings.ingest_lease_s * 3)
             for worker in list(self.cameras.values()):
-                self.registry.put_report(worker.report(self.replica_id), ttl)
+                self._report(worker)
             for job_id, worker in list(self.jobs.items()):
                 if not worker.done and self.registry.cancel_requested(job_id):
                     worker.cancel(timeout=0)
@@ -329,9 +343,18 @@ class Ingest:
             queue_size=self.settings.camera_queue_clips,
             connect_slots=self.connect_slots,
         )
-        self.cameras[record.camera_id] = SourceWorker(source.start(), self.encoder, self.registry).start()
-        self.registry.put_report(self.cameras[record.camera_id].report(self.replica_id),
-                                 timedelta(seconds=self.settings.ingest_lease_s * 3))  # fmt: skip
+        worker = SourceWorker(source.start(), self.encoder, self.registry, on_stored=self._report)
+        self.cameras[record.camera_id] = worker.start()
+        self._report(worker)
+
+    def _report(self, worker: SourceWorker) -> None:
+        """Write a camera's state for status and metrics, readable by any gateway until a few heartbeats pass."""
+        try:
+            self.registry.put_report(
+                worker.report(self.replica_id), timedelta(seconds=self.settings.ingest_lease_s * 3)
+            )
+        except StoreUnavailable as error:  # the next heartbeat writes it again
+            log.warning("report of %s not written: %s", worker.source.spec.camera_id, error)
 
     def add_stream(self, record: StreamRecord) -> None:
         """Validate the source (scheme, whitelist) and the camera limit before anything is saved; then save

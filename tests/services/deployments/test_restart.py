@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from pipeline.ingest.sample_media import write_sample_video
 from tests.fixtures.media_servers import RtspCamera
@@ -16,11 +17,12 @@ CLIP_SECONDS = 4
 
 def test_restarted_service_keeps_clips_queryable_and_resumes_streams(tmp_path, redis_servers):
     redis = redis_servers()
+    shared = {"redis_url": redis.url, "secret_key": Fernet.generate_key().decode()}  # an external store
     media = write_sample_video(tmp_path / "yard.mp4", width=320, height=240, fps=10, duration=20.0)
     camera = RtspCamera(tmp_path).start()
     try:
         with (
-            running_service(tmp_path / "first", redis_url=redis.url) as first,
+            running_service(tmp_path / "first", **shared) as first,
             httpx.Client(base_url=first.url, timeout=60) as c,
         ):
             with media.path.open("rb") as file:
@@ -32,7 +34,7 @@ def test_restarted_service_keeps_clips_queryable_and_resumes_streams(tmp_path, r
             before = c.post("/v1/query", json={"question": "at 08:00 on 2026-11-20?", "cameras": ["yard"]}).json()
 
         with (
-            running_service(tmp_path / "second", redis_url=redis.url) as second,
+            running_service(tmp_path / "second", **shared) as second,
             httpx.Client(base_url=second.url, timeout=60) as c,
         ):
             after = c.post("/v1/query", json={"question": "at 08:00 on 2026-11-20?", "cameras": ["yard"]}).json()
