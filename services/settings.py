@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, NoveltyBudget, RemovalRatios
 from omnisift_core.errors import InvalidConfig
 from pipeline.activity import ActivityConfig
+from pipeline.identifiers import is_timezone_name
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.query.planner import PlannerConfig
 from pipeline.store.config import RetentionPolicy, StoreConfig
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
     gateway: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     ingest: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     config_file: Path | None = Field(None, validation_alias=AliasChoices("OMNISIFT_CONFIG"))
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _iana_timezone(cls, value: str) -> str:
+        if not is_timezone_name(value):
+            raise ValueError(f"{value[:64]!r} is not an IANA timezone name (e.g. 'Europe/Berlin', 'UTC')")
+        return value
 
     @field_validator("secret_key", "api_key", "redis_url", mode="before")
     @classmethod

@@ -116,7 +116,9 @@ class Gateway:
     async def remove_stream(self, camera_id: str) -> None:
         await self.ingest.remove_stream.remote(camera_id)
 
-    def _camera_settings(self, camera_id: str, tz: str | None, retention: schemas.Retention | None) -> CameraSettings:
+    def _camera_settings(
+        self, camera_id: str, tz: str | None, retention: schemas.RetentionLimits | None
+    ) -> CameraSettings:
         policy = None
         if retention is not None:
             default = self.settings.store_config().retention

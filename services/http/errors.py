@@ -104,6 +104,14 @@ def error_event(error: BaseException) -> dict:
     return error_body(code, message)
 
 
+def _field(location: tuple) -> str:
+    """('body', 'retention', 'max_age_hours') -> 'retention.max_age_hours': the field, wherever it was sent."""
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or "request"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OmniSiftError)
     async def deliberate(_: Request, error: OmniSiftError) -> JSONResponse:
@@ -112,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in error.errors())
+        reasons = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in error.errors())
         return JSONResponse(error_body("invalid_request", reasons or "invalid request"), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

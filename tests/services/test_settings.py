@@ -50,6 +50,7 @@ def test_nested_environment_variables_and_standard_names(monkeypatch):
         ("compression_preset", "50%", "35%"),
         ("answer_mode", "magic", "llm"),
         ("no_such_setting", 1, "Extra inputs are not permitted"),
+        ("default_timezone", "America", "not an IANA timezone name"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(field, value, message):

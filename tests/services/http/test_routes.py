@@ -179,7 +179,7 @@ BAD_REQUESTS = [
     ("bad camera id", "POST", "/v1/streams", {"json": {"camera_id": "a b", "url": "rtsp://h/x"}}, 422,
      "invalid_request"),
     ("bad timezone", "POST", "/v1/streams",
-     {"json": {"camera_id": "c1", "url": "rtsp://127.0.0.1:9/x", "timezone": "Mars/Olympus"}}, 422, "invalid_record"),
+     {"json": {"camera_id": "c1", "url": "rtsp://127.0.0.1:9/x", "timezone": "Mars/Olympus"}}, 422, "invalid_request"),
     ("json upload", "POST", "/v1/files", {"json": {"camera_id": "c1"}}, 415, "unsupported_media_type"),
     ("missing file", "POST", "/v1/files", {"data": {"camera_id": "c1"}, "files": {"x": ("a", b"1")}}, 422,
      "invalid_request"),
@@ -219,6 +219,121 @@ def test_every_route_but_health_needs_the_key(api):
         assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized"), (method, path)
     wrong = anonymous.get("/v1/streams", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and API_KEY not in wrong.text
+
+
+# ---- hardening: each of these answered 500, or accepted what it should refuse, before the validation layer ----
+
+FAR_FUTURE = "9999-12-31T23:59:00Z"
+
+
+def error_of(response) -> tuple[int, str | None]:
+    body = response.json()
+    return response.status_code, body["error"]["code"] if isinstance(body, dict) and "error" in body else None
+
+
+def test_a_timezone_that_is_a_directory_or_too_long_is_refused_on_streams(api):
+    for zone in ("America", "Europe", "Europe/", "localtime", "../../../etc/passwd", "x" * 300):
+        body = {"camera_id": "tzcam", "url": "rtsp://127.0.0.1:9/x", "timezone": zone}
+        response = api.client.post("/v1/streams", json=body)
+        assert error_of(response) == (422, "invalid_request"), (zone, response.text)
+        assert response.json()["error"]["message"].startswith("timezone: ")
+    assert "tzcam" not in api.store.cameras()
+
+
+def test_a_timezone_that_is_a_directory_is_refused_on_uploads(api, media_library):
+    for zone in ("America", "x" * 300):
+        response = upload(api, media_library.no_audio.path, camera_id="tzcam", timezone=zone)
+        assert error_of(response) == (422, "invalid_request"), response.text
+    assert "tzcam" not in api.store.cameras()
+
+
+def upload(api, path, **fields):
+    with path.open("rb") as file:
+        return api.client.post("/v1/files", files={"file": (path.name, file, "video/mp4")}, data=fields)
+
+
+@pytest.mark.parametrize("start_time", ["9999-12-31T23:59:00Z", "9999-12-31T23:59:00", "0001-01-01T00:00:00",
+                                        "1969-12-31T23:00:00Z"])  # fmt: skip
+def test_an_upload_starting_outside_1970_to_tomorrow_is_refused_up_front(api, media_library, start_time):
+    response = upload(api, media_library.no_audio.path, camera_id="future", start_time=start_time)
+    assert error_of(response) == (422, "invalid_request"), response.text
+    assert "start_time" in response.json()["error"]["message"] and "1970" in response.json()["error"]["message"]
+    assert not any(api.ingest.settings.uploads_dir.iterdir())
+
+
+@pytest.mark.parametrize("hours", [1e308, 1e6, float("inf")])
+def test_an_absurd_retention_is_refused(api, hours):
+    body = {"camera_id": "keep", "url": "rtsp://127.0.0.1:9/x", "retention": {"max_age_hours": hours}}
+    response = api.client.post("/v1/streams", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert error_of(response) == (422, "invalid_request"), response.text
+    assert "keep" not in [s["camera_id"] for s in api.client.get("/v1/streams").json()]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["what happened on 9999-12-31 at 23:59?", "on 9999-12-31", "at 23:59 on December 31, 9999",
+     "what happened on 0001-01-01?", "between 9999-12-31T23:00 and 9999-12-31T23:59", "in the last 99999999999 days",
+     "what happened 99999999999999 hours ago"],
+)  # fmt: skip
+def test_a_question_about_an_absurd_date_is_an_invalid_time_range(api, question):
+    response = api.client.post("/v1/query", json={"question": question})
+    assert error_of(response) == (400, "invalid_time_range"), response.text
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"end": "0001-01-01T00:10:00Z"}, 422, "invalid_request"),
+        ({"start": "0001-01-01T00:00:00Z"}, 422, "invalid_request"),
+        ({"start": FAR_FUTURE}, 422, "invalid_request"),
+        ({"end": "1970-01-01T00:10:00Z"}, 400, "invalid_time_range"),  # in bounds, but its open start is not
+        (range_of(60, 0), 400, "invalid_time_range"),
+        (range_of(30, 30), 400, "invalid_time_range"),
+    ],
+)
+def test_query_and_events_apply_the_same_time_range_rules(api, params, status, code):
+    query = api.client.post("/v1/query", json={"question": "hi", **params})
+    events = api.client.get("/v1/events", params=params)
+    for response in (query, events):
+        assert error_of(response) == (status, code), response.text
+    assert query.json()["error"]["message"] == events.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "hi", "max_new_tokens": "7"},
+        {"question": "hi", "max_new_tokens": True},
+        {"question": "hi", "max_new_tokens": 7.0},
+        {"question": "hi", "stream": "true"},
+        {"question": "hi", "stream": 1},
+        {"question": "hi", "cameras": ["lobby"] * 1000},
+        {"question": 7},
+    ],
+)
+def test_numbers_and_flags_of_a_query_are_strictly_typed(api, body):
+    response = api.client.post("/v1/query", json=body)
+    assert error_of(response) == (422, "invalid_request"), response.text
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"push": 1}, {"push": "false"}, {"clip_seconds": "10"}, {"clip_seconds": 10.0},
+     {"retention": {"max_bytes": "5"}}, {"retention": {"max_age_hours": True}}],
+)  # fmt: skip
+def test_numbers_and_flags_of_a_stream_are_strictly_typed(api, extra):
+    response = api.client.post("/v1/streams", json={"camera_id": "typed", "url": "rtsp://127.0.0.1:9/x", **extra})
+    assert error_of(response) == (422, "invalid_request"), response.text
+
+
+def test_a_camera_url_is_stored_normalised(api):
+    created = api.client.post("/v1/streams", json={"camera_id": "norm", "url": "  RTSP://127.0.0.1:9/Cam1 \n"})
+    assert created.status_code == 201, created.text
+    try:
+        assert created.json()["url"] == "rtsp://127.0.0.1:9/Cam1"
+        assert api.ingest.registry.stream("norm").url == "rtsp://127.0.0.1:9/Cam1"
+    finally:
+        api.client.delete("/v1/streams/norm")
 
 
 def test_purge_removes_every_clip_and_keeps_the_camera(api):
