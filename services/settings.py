@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     # service
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = None  # checked before a request's body is read; /healthz and /readyz are open
+    public_docs: bool = False  # /docs, /redoc and /openapi.json without the key (they always need it otherwise)
+    max_json_bytes: int = Field(1 << 20, ge=1)  # request bodies but uploads (max_upload_bytes); over it: 413
     secret_key: SecretStr | None = None  # seals camera credentials in the store; default: data_dir/secret.key
     ray_address: str | None = Field(None, validation_alias=AliasChoices("RAY_ADDRESS", "OMNISIFT_RAY_ADDRESS"))
     encoder: EncoderOptions = EncoderOptions()

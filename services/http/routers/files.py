@@ -30,10 +30,7 @@ async def upload(
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise UnsupportedMediaType(f"upload as multipart/form-data (file, camera_id), not {content_type or 'nothing'}")
-    limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-        raise PayloadTooLarge(f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
+    limit = settings.max_upload_bytes  # the whole body's, with FORM_OVERHEAD, is checked before (admission)
     async with request.form(max_files=1, max_fields=8) as form:
         file = form.get("file")
         if not isinstance(file, UploadFile):

@@ -4,6 +4,7 @@ store as ingest writes them, so queries, events and metadata are checked on know
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tests.fixtures.anchor_clips import FINGERPRINT, T0, record_at
 from tests.fixtures.in_process import InProcessHandle
 
 API_KEY = "fast-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CAMERA = "lobby"
 UPLOAD_LIMIT = 2 << 20
 
@@ -334,6 +336,83 @@ def test_a_camera_url_is_stored_normalised(api):
         assert api.ingest.registry.stream("norm").url == "rtsp://127.0.0.1:9/Cam1"
     finally:
         api.client.delete("/v1/streams/norm")
+
+
+# ---- admission: the key before the body, then the body's size ---------------------------------------------
+
+
+def raw_call(app, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, list[str]]:
+    """One request straight through the ASGI app, recording every read of the body: (status, JSON, reads)."""
+    reads: list[str] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        reads.append("body")
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(payload), reads
+
+
+def test_the_key_is_checked_before_the_body_is_read(api):
+    body = json.dumps({"question": "hi"}).encode()
+    headers = {"content-type": "application/json", "content-length": str(len(body))}
+    status, payload, reads = raw_call(api.client.app, "POST", "/v1/query", headers, body)
+    assert (status, payload["error"]["code"], reads) == (401, "unauthorized", [])
+    status, payload, reads = raw_call(api.client.app, "POST", "/v1/query", headers | AUTH, body)
+    assert status == 200 and reads, payload  # with the key the same request is read and answered
+
+
+def test_a_malformed_or_huge_body_without_the_key_is_unauthorized(api):
+    anonymous = TestClient(api.client.app)
+    for content in (b"{not json", b"[" * 10_000, b"x" * (3 << 20)):
+        response = anonymous.post("/v1/query", content=content, headers={"content-type": "application/json"})
+        assert error_of(response) == (401, "unauthorized")
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert error_of(anonymous.post("/v1/files", content=b"x" * 100)) == (401, "unauthorized")
+    assert error_of(anonymous.get("/v2/anything")) == (401, "unauthorized")  # no route is probed without the key
+
+
+def test_a_json_body_over_max_json_bytes_is_refused_with_413(api):
+    limit = api.ingest.settings.max_json_bytes
+    big = {"question": "x" * limit}
+    declared = api.client.post("/v1/query", json=big)
+    assert error_of(declared) == (413, "payload_too_large")
+    assert f"{limit} bytes" in declared.json()["error"]["message"]
+
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        yield b'{"question": "'
+        for _ in range(limit // 65536 + 1):
+            yield b"x" * 65536
+        yield b'"}'
+
+    streamed = api.client.post("/v1/query", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in streamed.request.headers
+    assert error_of(streamed) == (413, "payload_too_large"), streamed.text
+    assert api.client.post("/v1/query", json={"question": "hi " * 1000}).status_code == 200  # under it: answered
+
+
+def test_the_api_docs_need_the_key_unless_made_public(api):
+    anonymous = TestClient(api.client.app)
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert error_of(anonymous.get(path)) == (401, "unauthorized"), path
+        assert api.client.get(path).status_code == 200, path
+    settings = api.ingest.settings.model_copy(update={"public_docs": True})
+    public = TestClient(create_api(api.client.app.state.backend, settings))
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert public.get(path).status_code == 200, path
+    assert error_of(public.get("/v1/streams")) == (401, "unauthorized")
 
 
 def test_purge_removes_every_clip_and_keeps_the_camera(api):
