@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from pipeline.records import ClipRecord
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings
+from pipeline.store.registry import JobRecord
 from services.deployments.gateway import Gateway
 from services.deployments.ingest import Ingest
 from services.http.app import create_api
@@ -175,6 +176,19 @@ BAD_REQUESTS = [
      "forbidden_source"),
     ("playlist trick", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "concat:/etc/passwd|/etc/hosts"}},
      400, "forbidden_source"),
+    ("metadata address", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://169.254.169.254/x"}},
+     400, "forbidden_source"),
+    ("link-local v6", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "http://[fe80::1]:8080/x.ts"}},
+     400, "forbidden_source"),
+    ("AWS v6 metadata", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://[fd00:ec2::254]/"}},
+     400, "forbidden_source"),
+    ("metadata name", "POST", "/v1/streams",
+     {"json": {"camera_id": "c1", "url": "http://Metadata.Google.Internal/computeMetadata/v1/"}}, 400,
+     "forbidden_source"),
+    ("metadata as a number", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://2852039166/x"}},
+     400, "forbidden_source"),
+    ("metadata as IPv6", "POST", "/v1/streams",
+     {"json": {"camera_id": "c1", "url": "rtsp://[::ffff:169.254.169.254]/x"}}, 400, "forbidden_source"),
     ("url and push", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://h/x", "push": True}}, 422,
      "invalid_request"),
     ("neither", "POST", "/v1/streams", {"json": {"camera_id": "c1"}}, 422, "invalid_request"),
@@ -336,6 +350,23 @@ def test_a_camera_url_is_stored_normalised(api):
         assert api.ingest.registry.stream("norm").url == "rtsp://127.0.0.1:9/Cam1"
     finally:
         api.client.delete("/v1/streams/norm")
+
+
+def test_errors_name_uploaded_files_without_server_paths(api, media_library):
+    data_dir = str(api.ingest.settings.data_dir)
+    for path in (media_library.random_bytes, media_library.audio_only.path, media_library.unknown_codec):
+        response = upload(api, path, camera_id="c2")
+        message = response.json()["error"]["message"]
+        assert error_of(response) == (422, "invalid_media"), response.text
+        assert data_dir not in message and re.match(r"[0-9a-f]{32}\.\w+\b", message), message
+    refused = api.client.post("/v1/streams", json={"camera_id": "c3", "url": "/etc/passwd"})
+    assert error_of(refused) == (400, "forbidden_source") and data_dir not in refused.text
+    assert "/etc/passwd is outside the media roots" in refused.json()["error"]["message"]
+
+    uploads = api.ingest.settings.uploads_dir
+    failed = JobRecord("f" * 32, "c2", "failed", 0.0, 0, error=f"{uploads}/abc.mp4: the file ended at 3.0 s")
+    api.ingest.registry.put_job(failed)
+    assert api.client.get(f"/v1/jobs/{failed.job_id}").json()["error"] == "abc.mp4: the file ended at 3.0 s"
 
 
 # ---- admission: the key before the body, then the body's size ---------------------------------------------
