@@ -16,6 +16,7 @@ from pipeline.errors import InvalidRecord
 
 CAMERA_ID_MAX_LENGTH = 128
 CAMERA_ID_REGEX = rf"^[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{CAMERA_ID_MAX_LENGTH - 1}}}$"
+CLIP_ID_REGEX = CAMERA_ID_REGEX.removesuffix("$") + r"@-?\d{1,18}$"  # <camera_id>@<start_ms>
 _CAMERA_ID = re.compile(CAMERA_ID_REGEX)
 
 

@@ -52,9 +52,10 @@ class TimeBounds:
         return f"between {self.earliest:%Y-%m-%d} and {_hours(self.ahead)} after now"
 
     def check(self, instant: datetime, now: datetime, what: str = "time") -> datetime:
-        """`instant` (tz-aware) itself when within the bounds, else InvalidTimeRange naming the rule."""
+        """`instant` (tz-aware) itself when within the bounds, else InvalidTimeRange naming the rule. Compared
+        as given: converting 9999-12-31T23:59-12:00 to UTC would overflow."""
         if not self.earliest <= instant <= now + self.ahead:
-            raise InvalidTimeRange(f"{what} {_iso(instant)} is out of range: times must lie {self.describe()}")
+            raise InvalidTimeRange(f"{what} {instant.isoformat()} is out of range: times must lie {self.describe()}")
         return instant
 
     def check_local(self, wall: datetime, now: datetime, what: str = "time") -> datetime:

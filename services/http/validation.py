@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from pipeline.identifiers import CAMERA_ID_REGEX, TIMEZONE_MAX_LENGTH, is_timezone_name
+from pipeline.identifiers import CAMERA_ID_REGEX, CLIP_ID_REGEX, TIMEZONE_MAX_LENGTH, is_timezone_name
 from pipeline.query.timeparse import TimeBounds
 
 TIME_BOUNDS = TimeBounds()  # the same rule the query engine applies to resolved ranges
@@ -32,7 +32,7 @@ def _utc_now() -> datetime:
 def _aware_in_bounds(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("time must carry a timezone offset, e.g. 2026-11-23T14:03:00Z or +01:00")
-    return TIME_BOUNDS.check(value.astimezone(timezone.utc), _utc_now())
+    return TIME_BOUNDS.check(value, _utc_now()).astimezone(timezone.utc)  # checked first: converting can overflow
 
 
 def _in_bounds_anywhere(value: datetime) -> datetime:
@@ -72,6 +72,8 @@ Timezone = Annotated[
     AfterValidator(_iana),
 ]
 CameraId = Annotated[str, Field(pattern=CAMERA_ID_REGEX, description="letters, digits, '_', '.', '-'; at most 128")]
+ClipId = Annotated[str, Field(pattern=CLIP_ID_REGEX, description="<camera_id>@<start_ms>, e.g. lobby@1710425000000")]
+JobId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="as returned by POST /v1/files")]
 SourceUrl = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=URL_MAX_LENGTH),

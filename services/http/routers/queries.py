@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from services.http import schemas
 from services.http.dependencies import Backend, get_backend
 from services.http.errors import error_event
-from services.http.validation import CameraId
+from services.http.validation import CameraId, ClipId
 
 router = APIRouter(tags=["query"])
 
@@ -41,7 +41,7 @@ async def events(
 
 
 @router.get("/clips/{clip_id}", response_model=schemas.Clip)
-async def clip(clip_id: str, backend: Backend = Depends(get_backend)) -> schemas.Clip:
+async def clip(clip_id: ClipId, backend: Backend = Depends(get_backend)) -> schemas.Clip:
     return await backend.clip(clip_id)
 
 

@@ -186,6 +186,7 @@ def test_a_question_about_an_absurd_date_is_an_invalid_time_range(question, tz):
     [
         (None, datetime(1, 1, 1, 0, 10, tzinfo=timezone.utc)),  # the open start would be before year 1
         (datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc), None),
+        (datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-12))), None),  # past 9999 in UTC
         (datetime(1, 1, 1), None),  # naive: read in Berlin, an hour before year 1
         (None, datetime(1970, 1, 1, 0, 10, tzinfo=timezone.utc)),  # in bounds, its open start is not
         (utc("2026-03-14T10:00Z"), utc("2026-03-16T10:00Z")),  # ends two days after now

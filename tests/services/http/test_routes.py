@@ -204,11 +204,14 @@ BAD_REQUESTS = [
     ("too large", "POST", "/v1/files",
      {"data": {"camera_id": "c2"}, "files": {"file": ("big.mp4", b"\0" * (UPLOAD_LIMIT + 1))}}, 413,
      "payload_too_large"),
-    ("unknown job", "GET", "/v1/jobs/0123abcd", {}, 404, "unknown_job"),
+    ("unknown job", "GET", "/v1/jobs/0123456789abcdef0123456789abcdef", {}, 404, "unknown_job"),
+    ("malformed job id", "GET", "/v1/jobs/0123abcd", {}, 422, "invalid_request"),
     ("unknown stream", "GET", "/v1/streams/nope", {}, 404, "unknown_stream"),
     ("delete unknown stream", "DELETE", "/v1/streams/nope", {}, 404, "unknown_stream"),
     ("unknown clip", "GET", "/v1/clips/lobby@123", {}, 404, "clip_not_found"),
-    ("malformed clip id", "GET", "/v1/clips/nonsense", {}, 422, "invalid_record"),
+    ("malformed clip id", "GET", "/v1/clips/nonsense", {}, 422, "invalid_request"),
+    ("clip id past int64", "GET", f"/v1/clips/lobby@{'9' * 30}", {}, 422, "invalid_request"),
+    ("malformed camera id", "GET", "/v1/streams/a%20b", {}, 422, "invalid_request"),
     ("unknown route", "GET", "/v2/anything", {}, 404, "not_found"),
     ("wrong method", "PUT", "/v1/query", {}, 405, "method_not_allowed"),
 ]  # fmt: skip
@@ -302,6 +305,8 @@ def test_a_question_about_an_absurd_date_is_an_invalid_time_range(api, question)
         ({"end": "0001-01-01T00:10:00Z"}, 422, "invalid_request"),
         ({"start": "0001-01-01T00:00:00Z"}, 422, "invalid_request"),
         ({"start": FAR_FUTURE}, 422, "invalid_request"),
+        ({"end": "9999-12-31T23:59:59-12:00"}, 422, "invalid_request"),  # in UTC past year 9999 (found by fuzzing)
+        ({"start": "0001-01-01T00:00:00+14:00"}, 422, "invalid_request"),
         ({"end": "1970-01-01T00:10:00Z"}, 400, "invalid_time_range"),  # in bounds, but its open start is not
         (range_of(60, 0), 400, "invalid_time_range"),
         (range_of(30, 30), 400, "invalid_time_range"),
