@@ -67,7 +67,7 @@ async def job(job_id: JobId, backend: Backend = Depends(get_backend)) -> schemas
 
 
 @router.delete("/jobs/{job_id}", response_model=schemas.Job)
-async def cancel_job(job_id: str, backend: Backend = Depends(get_backend)) -> schemas.Job:
+async def cancel_job(job_id: JobId, backend: Backend = Depends(get_backend)) -> schemas.Job:
     """Stop a queued or running job; the clips it stored stay. 409 if it has already finished."""
     return await backend.cancel_job(job_id)
 
