@@ -1,4 +1,5 @@
-"""Credential redaction for anything that could be printed: URLs, FFmpeg messages, reprs.
+"""Redaction for anything that could be printed: credentials in URLs, FFmpeg messages and reprs, and server
+paths in messages meant for API clients.
 
 Over-redacting is harmless; leaking a camera password is not, so the patterns are greedy.
 """
@@ -6,6 +7,7 @@ Over-redacting is harmless; leaking a camera password is not, so the patterns ar
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 # scheme://userinfo@ ; greedy up to the last '@' of the token, so a password holding '@' or '/' is still hidden
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s'\"<>]*@")
@@ -26,3 +28,11 @@ def redact_text(text: str) -> str:
 def redact_url(url: str) -> str:
     """The form of a source URL that may be shown to users and written to logs."""
     return redact_text(url)
+
+
+def redact_directory(text: str, directory: Path) -> str:
+    """`/srv/omnisift/uploads/3f2a.mp4: no video` -> `3f2a.mp4: no video`: files in `directory` by name only
+    (the directory as given and as resolved, which differ behind a symlink)."""
+    for prefix in sorted({str(directory), str(directory.resolve())}, key=len, reverse=True):
+        text = text.replace(prefix.rstrip("/") + "/", "")
+    return text

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, NoveltyBudget, RemovalRatios
 from omnisift_core.errors import InvalidConfig
 from pipeline.activity import ActivityConfig
+from pipeline.address_policy import DEFAULT_DENY_CIDRS, DEFAULT_DENY_HOSTS, AddressPolicy, parse_networks
+from pipeline.identifiers import is_timezone_name
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.query.planner import PlannerConfig
 from pipeline.store.config import RetentionPolicy, StoreConfig
@@ -79,6 +81,9 @@ class Settings(BaseSettings):
     ingest_lease_s: float = Field(10.0, ge=1, le=300)  # a dead ingest replica's cameras move after this
     store_grace_s: float = Field(30.0, gt=0, le=3600)  # /healthz fails once the store is down this long
     max_concurrent_connects: int = Field(8, ge=1, le=1024)  # pull cameras (re)connecting at once
+    outbound_deny_cidrs: list[str] = list(DEFAULT_DENY_CIDRS)  # camera URLs may not reach these (link-local, metadata)
+    outbound_allow_cidrs: list[str] = []  # when given, camera URLs may reach only these ranges (deny still wins)
+    outbound_deny_hosts: list[str] = list(DEFAULT_DENY_HOSTS)  # host names refused before resolving
     push_host: str = "127.0.0.1"  # where cameras publish in push mode
     push_ports: tuple[int, int] = (8554, 8653)
     default_timezone: str = "UTC"
@@ -93,7 +98,9 @@ class Settings(BaseSettings):
     # service
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = None  # checked before a request's body is read; /healthz and /readyz are open
+    public_docs: bool = False  # /docs, /redoc and /openapi.json without the key (they always need it otherwise)
+    max_json_bytes: int = Field(1 << 20, ge=1)  # request bodies but uploads (max_upload_bytes); over it: 413
     secret_key: SecretStr | None = None  # seals camera credentials in the store; default: data_dir/secret.key
     ray_address: str | None = Field(None, validation_alias=AliasChoices("RAY_ADDRESS", "OMNISIFT_RAY_ADDRESS"))
     encoder: EncoderOptions = EncoderOptions()
@@ -101,6 +108,19 @@ class Settings(BaseSettings):
     gateway: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     ingest: DeploymentOptions = DeploymentOptions(num_cpus=0.5)
     config_file: Path | None = Field(None, validation_alias=AliasChoices("OMNISIFT_CONFIG"))
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _iana_timezone(cls, value: str) -> str:
+        if not is_timezone_name(value):
+            raise ValueError(f"{value[:64]!r} is not an IANA timezone name (e.g. 'Europe/Berlin', 'UTC')")
+        return value
+
+    @field_validator("outbound_deny_cidrs", "outbound_allow_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # ValueError naming the first that is not a range
+        return value
 
     @field_validator("secret_key", "api_key", "redis_url", mode="before")
     @classmethod
@@ -157,6 +177,15 @@ class Settings(BaseSettings):
             media_roots=(self.uploads_dir, *self.media_roots),
             max_upload_bytes=self.max_upload_bytes,
             max_duration_s=self.max_duration_hours * 3600,
+            addresses=self.address_policy(),
+        )
+
+    def address_policy(self) -> AddressPolicy:
+        """Where the service may connect out to (camera URLs)."""
+        return AddressPolicy(
+            deny_cidrs=tuple(self.outbound_deny_cidrs),
+            allow_cidrs=tuple(self.outbound_allow_cidrs),
+            deny_hosts=tuple(self.outbound_deny_hosts),
         )
 
     def secrets(self) -> SecretBox:

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
 import av
@@ -30,7 +30,7 @@ from pipeline.errors import (
     SourceUnavailable,
     StreamStalled,
 )
-from pipeline.ingest.media_policy import MediaPolicy, OpenPlan, SourceKind
+from pipeline.ingest.media_policy import MediaPolicy, OpenPlan, SourceKind, check_address
 from pipeline.ingest.timestamps import TimestampRepair
 from pipeline.redaction import redact_text
 
@@ -110,7 +110,11 @@ _ffmpeg_errors_reported = _FFmpegErrorReporting()
 
 
 def open_media(plan: OpenPlan, policy: MediaPolicy) -> tuple[av.container.InputContainer, MediaInfo]:
-    """Open `plan` within its timeouts and check it against the policy; the caller closes the container."""
+    """Open `plan` within its timeouts and check it against the policy; the caller closes the container.
+    A network source's host is checked against the address policy first, on every open (ForbiddenSource;
+    SourceUnavailable when it does not resolve, so a live source retries)."""
+    if plan.kind in (SourceKind.HTTP, SourceKind.RTSP):
+        check_address(plan.target, policy)
     began = time.monotonic()
     with _ffmpeg_errors_reported, av.logging.Capture(local=True) as logs:
         try:
@@ -346,12 +350,11 @@ def _creation_time(metadata: dict[str, str]) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        when = (when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # 9999-12-31T23:00-05:00 is past the last representable year
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    when = when.astimezone(timezone.utc)
-    return when if when.year >= 1990 else None  # MP4 writers put 1904/1970 for "unknown"
+    # MP4 writers put 1904/1970 for "unknown"; a date in the future is as wrong, and clip times past it overflow
+    return when if when.year >= 1990 and when <= datetime.now(timezone.utc) + timedelta(days=1) else None
 
 
 def _starts_as_text(path: str) -> bool:

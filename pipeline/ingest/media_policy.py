@@ -1,19 +1,22 @@
-"""What a source may be and how FFmpeg may open it: schemes, media roots, limits, timeouts, whitelists.
+"""What a source may be and how FFmpeg may open it: schemes, media roots, addresses, limits, timeouts, whitelists.
 
 A source URL is turned into an `OpenPlan` here and nowhere else, so every FFmpeg open carries a
 protocol whitelist (no `file:`, `concat:`, `subfile:` or `data:` hidden inside a playlist), a demuxer
-whitelist, and socket timeouts.
+whitelist, and socket timeouts. A network source's host must pass the outbound `AddressPolicy` (checked
+here, and again at every open, since a name may resolve differently later).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pipeline.errors import ForbiddenSource, InvalidMedia, MediaTooLarge
+from pipeline.address_policy import AddressPolicy
+from pipeline.errors import ForbiddenSource, InvalidMedia, MediaTooLarge, SourceUnavailable
 from pipeline.redaction import redact_url
 
 # Demuxers we accept. Playlist-like ones that open other files (concat, image2, tee...) are absent on purpose.
@@ -45,6 +48,7 @@ class MediaPolicy:
     listen_poll_s: int = 2  # push mode: re-check stop() this often while no publisher is connected
     rtsp_transport: str = "tcp"  # "tcp" survives NAT and loss; "udp" for cameras that only do UDP
     min_gap_s: float = 2.0  # a jump in video time longer than this is recorded as a Gap
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)  # where network sources may connect
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_schemes", frozenset(s.lower() for s in self.allowed_schemes))
@@ -109,6 +113,8 @@ def plan_source(url: str, policy: MediaPolicy, *, push: bool = False, live: bool
         )
     if not split.hostname:
         raise InvalidMedia(f"{redact_url(url)} has no host")
+    with contextlib.suppress(SourceUnavailable):  # not resolvable yet (the camera may come later): opens check
+        check_address(url, policy)
     if scheme in ("http", "https"):
         return OpenPlan(
             kind=SourceKind.HTTP,
@@ -134,6 +140,15 @@ def plan_source(url: str, policy: MediaPolicy, *, push: bool = False, live: bool
     raise ForbiddenSource(f"scheme {scheme + ':'!r} has no reader; use rtsp://, http(s):// or a file path")
 
 
+def check_address(url: str, policy: MediaPolicy) -> None:
+    """Refuse a network source whose host is, or resolves to, an address the policy denies (ForbiddenSource,
+    naming the redacted URL and the reason); SourceUnavailable when the host does not resolve."""
+    try:
+        policy.addresses.check(urlsplit(url).hostname or "")
+    except ForbiddenSource as refused:
+        raise ForbiddenSource(f"{redact_url(url)}: {refused}") from None
+
+
 def resolve_media_path(path: str | Path, policy: MediaPolicy) -> Path:
     """The real path of a local file, if it lies under a media root and is a non-empty file within limits."""
     if not policy.media_roots:
@@ -142,10 +157,8 @@ def resolve_media_path(path: str | Path, policy: MediaPolicy) -> Path:
         raise ForbiddenSource("local files are not allowed by the media policy")
     real = Path(path).expanduser().resolve()  # follows symlinks, so a link cannot point out of a root
     if not any(real.is_relative_to(root) for root in policy.media_roots):
-        raise ForbiddenSource(
-            f"{path} is outside the media roots ({', '.join(str(r) for r in policy.media_roots)}): "
-            "copy or upload the file there"
-        )
+        # the roots are not listed: they are the server's paths, and this message reaches API clients
+        raise ForbiddenSource(f"{path} is outside the media roots (setting media_roots): copy or upload the file there")
     if not real.exists():
         raise InvalidMedia(f"{path} does not exist")
     if not real.is_file():

@@ -15,6 +15,8 @@ Precedence: explicit start/end fields, then a time in the question, then the def
 Local times are converted with the camera's zone: a time skipped by a spring-forward change is moved
 forward by the gap; a time that occurs twice when clocks fall back is the most recent occurrence not
 after now (else the earlier one). Ranges are computed on local dates, then converted to UTC.
+Every range lies within `TimeBounds` (1970-01-01 to one day after now); anything else, however absurd
+(year 9999, "the last 1e400 days", February 30), is an InvalidTimeRange, never another error.
 """
 
 from __future__ import annotations
@@ -23,14 +25,51 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import dateparser
 
 from pipeline.errors import InvalidTimeRange
+from pipeline.identifiers import is_timezone_name
 
 RangeSource = Literal["explicit", "question", "default"]
 UTC = timezone.utc
+
+
+# The widest a local wall clock strays from UTC: UTC-12 to UTC+14.
+_UTC_OFFSETS = (timedelta(hours=-12), timedelta(hours=14))
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """The instants a request may name: from `earliest` to `ahead` after now. Nothing is stored outside
+    them, and dates near year 1 or 9999 overflow datetime arithmetic (a range end, a clip end, a header)."""
+
+    earliest: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    ahead: timedelta = timedelta(days=1)
+
+    def describe(self) -> str:
+        return f"between {self.earliest:%Y-%m-%d} and {_hours(self.ahead)} after now"
+
+    def check(self, instant: datetime, now: datetime, what: str = "time") -> datetime:
+        """`instant` (tz-aware) itself when within the bounds, else InvalidTimeRange naming the rule. Compared
+        as given: converting 9999-12-31T23:59-12:00 to UTC would overflow."""
+        if not self.earliest <= instant <= now + self.ahead:
+            raise InvalidTimeRange(f"{what} {instant.isoformat()} is out of range: times must lie {self.describe()}")
+        return instant
+
+    def check_local(self, wall: datetime, now: datetime, what: str = "time") -> datetime:
+        """A naive wall-clock time, whatever zone it is later read in: the bounds narrowed by the widest
+        UTC offsets, so the instant it names is within them in every zone."""
+        west, east = _UTC_OFFSETS
+        naive_now = now.astimezone(UTC).replace(tzinfo=None)
+        low, high = self.earliest.replace(tzinfo=None) + east, naive_now + self.ahead + west
+        if not low <= wall <= high:
+            raise InvalidTimeRange(
+                f"{what} {wall.isoformat()} is out of range: a time without an offset must lie between "
+                f"{low.isoformat()} and {_hours(self.ahead + west)} after now, whatever the timezone"
+            )
+        return wall
 
 
 @dataclass(frozen=True)
@@ -38,6 +77,7 @@ class TimeParseConfig:
     default_window: timedelta = field(default_factory=lambda: timedelta(hours=1))  # no time anywhere
     open_window: timedelta = field(default_factory=lambda: timedelta(hours=1))  # "before 9", or only end given
     languages: tuple[str, ...] = ("en",)  # for dateparser's date words
+    bounds: TimeBounds = field(default_factory=TimeBounds)  # every resolved range lies within them
 
 
 @dataclass(frozen=True)
@@ -64,6 +104,11 @@ def _iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return "one day" if hours == 24 else f"{hours:g} hours"
+
+
 def iso_utc(instant: datetime) -> str:
     """ISO 8601 in UTC with a Z, milliseconds when present: 2026-03-14T14:03:02.500Z."""
     instant = instant.astimezone(UTC)
@@ -79,12 +124,34 @@ def resolve_time_range(
     end: datetime | None = None,
     config: TimeParseConfig | None = None,
 ) -> TimeRange:
-    """The range a query is about. Naive explicit times are read in `tz`; `now` must be tz-aware."""
+    """The range a query is about. Naive explicit times are read in `tz`; `now` must be tz-aware.
+    Raises InvalidTimeRange, and nothing else, for a range that is reversed, unreadable or out of bounds."""
     config = config or TimeParseConfig()
     zone = _zone(tz)
     if now.tzinfo is None:
         raise InvalidTimeRange("`now` must be timezone-aware")
     now = now.astimezone(UTC)
+    try:
+        found = _find_range(question, now, zone, start, end, config)
+    except InvalidTimeRange:
+        raise
+    except OverflowError:  # a date near year 1 or 9999, or a window of 1e400 days
+        raise InvalidTimeRange(
+            f"the time asked about is out of range: times must lie {config.bounds.describe()}"
+        ) from None
+    except ValueError as error:  # e.g. an ISO timestamp on February 30
+        raise InvalidTimeRange(f"could not read the time asked about: {error}") from None
+    return _checked(found, now, config.bounds)
+
+
+def _find_range(
+    question: str | None,
+    now: datetime,
+    zone: ZoneInfo,
+    start: datetime | None,
+    end: datetime | None,
+    config: TimeParseConfig,
+) -> TimeRange:
     if start is not None or end is not None:
         start_utc = None if start is None else _explicit(start, zone)
         end_utc = None if end is None else _explicit(end, zone)
@@ -92,29 +159,30 @@ def resolve_time_range(
             start_utc = end_utc - config.open_window
         if end_utc is None:
             end_utc = max(now, start_utc + timedelta(seconds=1))
-        return _checked(TimeRange(start_utc, end_utc, "explicit", str(zone)))
+        return TimeRange(start_utc, end_utc, "explicit", str(zone))
     found = parse_question_time(question or "", now, zone, config)
     if found is not None:
-        return _checked(found)
+        return found
     return TimeRange(now - config.default_window, now, "default", str(zone))
 
 
 def _zone(tz: str | ZoneInfo) -> ZoneInfo:
     if isinstance(tz, ZoneInfo):
         return tz
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidTimeRange(f"unknown timezone {tz!r}; use an IANA name like 'Europe/Berlin'") from None
+    if not is_timezone_name(tz):
+        raise InvalidTimeRange(f"unknown timezone {str(tz)[:64]!r}; use an IANA name like 'Europe/Berlin'")
+    return ZoneInfo(tz)
 
 
 def _explicit(value: datetime, zone: ZoneInfo) -> datetime:
     return (value if value.tzinfo is not None else value.replace(tzinfo=zone)).astimezone(UTC)
 
 
-def _checked(found: TimeRange) -> TimeRange:
+def _checked(found: TimeRange, now: datetime, bounds: TimeBounds) -> TimeRange:
     if found.end <= found.start:
         raise InvalidTimeRange(f"time range ends ({_iso(found.end)}) at or before it starts ({_iso(found.start)})")
+    bounds.check(found.start, now, "the range's start")
+    bounds.check(found.end, now, "the range's end")
     return found
 
 

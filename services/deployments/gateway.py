@@ -11,9 +11,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from ray.serve.handle import DeploymentHandle
 
-from pipeline.errors import InvalidMedia, StoreUnavailable
+from pipeline.errors import InvalidMedia, PipelineError, StoreUnavailable
 from pipeline.ingest.decoding import open_media
 from pipeline.ingest.media_policy import plan_source
+from pipeline.redaction import redact_directory
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings, RetentionPolicy
 from pipeline.store.connection import connect
@@ -23,6 +24,7 @@ from services.deployments.uploads import UploadTransfer
 from services.errors import Conflict, NotAlive, NotReady
 from services.http import schemas
 from services.http.app import create_api
+from services.http.errors import unwrap
 from services.metrics import Metrics
 from services.settings import Settings
 from services.telemetry import configure_tracing
@@ -116,7 +118,9 @@ class Gateway:
     async def remove_stream(self, camera_id: str) -> None:
         await self.ingest.remove_stream.remote(camera_id)
 
-    def _camera_settings(self, camera_id: str, tz: str | None, retention: schemas.Retention | None) -> CameraSettings:
+    def _camera_settings(
+        self, camera_id: str, tz: str | None, retention: schemas.RetentionLimits | None
+    ) -> CameraSettings:
         policy = None
         if retention is not None:
             default = self.settings.store_config().retention
@@ -161,8 +165,11 @@ class Gateway:
                 start = start.replace(tzinfo=camera.tz)
             handed = await asyncio.to_thread(UploadTransfer.of, path) if self.settings.ray_address else str(path)
             job = await self.ingest.start_file_job.remote(form.camera_id, handed, start, duration)
-        except BaseException:
+        except BaseException as error:
             path.unlink(missing_ok=True)
+            cause = unwrap(error)
+            if isinstance(cause, PipelineError):  # the message names the file: by its name, not the server's path
+                cause.args = (redact_directory(str(cause), self.settings.uploads_dir),)
             raise
         if self.settings.ray_address:  # the ingest replica holds its own copy now
             path.unlink(missing_ok=True)
@@ -186,10 +193,18 @@ class Gateway:
         return info.duration_s
 
     async def job(self, job_id: str) -> schemas.Job:
-        return _job_out(await asyncio.to_thread(self.registry.job, job_id))
+        return self._job_out(await asyncio.to_thread(self.registry.job, job_id))
 
     async def cancel_job(self, job_id: str) -> schemas.Job:
-        return _job_out(await self.ingest.cancel_job.remote(job_id))
+        return self._job_out(await self.ingest.cancel_job.remote(job_id))
+
+    def _job_out(self, job: JobRecord) -> schemas.Job:
+        # ingest's messages name the uploaded file: by its name only, not the server's path
+        error = None if job.error is None else redact_directory(job.error, self.settings.uploads_dir)
+        return schemas.Job(
+            job_id=job.job_id, camera_id=job.camera_id, state=job.state, progress=job.progress, clips=job.clips,
+            error=error,
+        )  # fmt: skip
 
     # queries
 
@@ -225,10 +240,3 @@ class Gateway:
     async def purge(self) -> schemas.Purged:
         removed = await asyncio.to_thread(self.store.purge)
         return schemas.Purged(clips_removed=removed, namespace=self.settings.store_namespace)
-
-
-def _job_out(job: JobRecord) -> schemas.Job:
-    return schemas.Job(
-        job_id=job.job_id, camera_id=job.camera_id, state=job.state, progress=job.progress, clips=job.clips,
-        error=job.error,
-    )  # fmt: skip

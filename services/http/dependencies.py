@@ -1,4 +1,5 @@
-"""What the routes are given through FastAPI's Depends: the backend that acts, the settings, and the key check.
+"""What the routes are given through FastAPI's Depends: the backend that acts and the settings (and the key's
+documentation: the key itself is checked before the routes, in services.http.admission).
 
 The backend is the Gateway deployment in the service; a test may inject any object with the same methods
 (`app.dependency_overrides[get_backend]`), so the HTTP layer runs in-process.
@@ -6,16 +7,14 @@ The backend is the Gateway deployment in the service; a test may inject any obje
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.security import HTTPBearer
 
-from services.errors import Unauthorized
 from services.http import schemas
 from services.settings import Settings
 
@@ -50,15 +49,8 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-_bearer = HTTPBearer(auto_error=False)
-
-
-def require_key(
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer), settings: Settings = Depends(get_settings)
-) -> None:
-    """With an API key configured, every route but health needs `Authorization: Bearer <key>`."""
-    if settings.api_key is None:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), settings.api_key.get_secret_value().encode()):
-        raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
+# Documents the key in the OpenAPI schema (and the docs' Authorize button). The key itself is checked by
+# services.http.admission before the body is read, for every route but health, so this never refuses.
+api_key_scheme = HTTPBearer(
+    auto_error=False, description="with an API key configured: `Authorization: Bearer <key>` on every route but health"
+)

@@ -97,6 +97,12 @@ def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": redact_text(message)}}
 
 
+def error_response(error: BaseException, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The response to a deliberate error: its status and code from STATUS, its (redacted) message."""
+    status, code = status_of(error)
+    return JSONResponse(error_body(code, str(unwrap(error))), status_code=status, headers=headers)
+
+
 def error_event(error: BaseException) -> dict:
     """The error body of a failure after a streamed response has begun (its status line is already sent)."""
     _, code = status_of(error)
@@ -104,15 +110,22 @@ def error_event(error: BaseException) -> dict:
     return error_body(code, message)
 
 
+def _field(location: tuple) -> str:
+    """('body', 'retention', 'max_age_hours') -> 'retention.max_age_hours': the field, wherever it was sent."""
+    parts = list(location)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or "request"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OmniSiftError)
     async def deliberate(_: Request, error: OmniSiftError) -> JSONResponse:
-        status, code = status_of(error)
-        return JSONResponse(error_body(code, str(unwrap(error))), status_code=status)
+        return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in error.errors())
+        reasons = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in error.errors())
         return JSONResponse(error_body("invalid_request", reasons or "invalid request"), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,6 +1,7 @@
 """The REST contract (v1): request and response models. Times are ISO 8601; responses are UTC with a Z.
 
-Torch-free: the CLI's client parses responses with these models."""
+Request models are built from the bounded, strict, normalising field types of services.http.validation;
+response models describe what the service holds. Torch-free: the CLI's client parses responses with these."""
 
 from __future__ import annotations
 
@@ -9,8 +10,21 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from pipeline.identifiers import CAMERA_ID_REGEX
 from pipeline.query.timeparse import iso_utc
+from services.http.validation import (
+    MAX_QUERY_CAMERAS,
+    CameraId,
+    ClipSeconds,
+    Flag,
+    LocalOrUtcTime,
+    Question,
+    RequestTime,
+    RetentionBytes,
+    RetentionHours,
+    SourceUrl,
+    Timezone,
+    TokenCount,
+)
 
 
 def _aware(value: datetime) -> datetime:
@@ -19,8 +33,8 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-UtcTime = Annotated[datetime, AfterValidator(_aware), PlainSerializer(iso_utc, return_type=str)]
-CameraId = Annotated[str, Field(pattern=CAMERA_ID_REGEX, description="letters, digits, '_', '.', '-'; at most 128")]
+UtcTime = Annotated[datetime, AfterValidator(_aware), PlainSerializer(iso_utc, return_type=str)]  # responses
+QueryTime = Annotated[RequestTime, PlainSerializer(iso_utc, return_type=str)]  # requests: bounded too
 
 
 class Strict(BaseModel):
@@ -36,18 +50,27 @@ class ErrorResponse(Strict):
     error: ErrorDetail
 
 
+class RetentionLimits(Strict):
+    """A camera's own retention; an axis left out keeps the service default."""
+
+    max_age_hours: RetentionHours | None = None
+    max_bytes: RetentionBytes | None = None
+
+
 class Retention(Strict):
-    max_age_hours: float | None = Field(None, gt=0)
-    max_bytes: int | None = Field(None, gt=0)
+    """The retention a camera has (its own, else the service default); None: no limit on that axis."""
+
+    max_age_hours: float | None = None
+    max_bytes: int | None = None
 
 
 class StreamCreate(Strict):
     camera_id: CameraId
-    url: str | None = Field(None, max_length=2048, description="rtsp(s):// or http(s):// camera or stream URL")
-    push: bool = Field(False, description="listen for the camera to publish to us (RTSP ANNOUNCE/RECORD)")
-    timezone: str | None = Field(None, description="IANA name; times in questions are read in it")
-    clip_seconds: int | None = Field(None, ge=2, le=30, multiple_of=2)
-    retention: Retention | None = None
+    url: SourceUrl | None = None
+    push: Flag = Field(False, description="listen for the camera to publish to us (RTSP ANNOUNCE/RECORD)")
+    timezone: Timezone | None = Field(None, description="IANA name; times in questions are read in it")
+    clip_seconds: ClipSeconds | None = None
+    retention: RetentionLimits | None = None
 
     @model_validator(mode="after")
     def _url_or_push(self) -> StreamCreate:
@@ -87,8 +110,8 @@ class UploadForm(Strict):
     """The form fields beside the file of `POST /v1/files` (multipart/form-data)."""
 
     camera_id: CameraId
-    start_time: datetime | None = Field(None, description="first frame's wall time; naive = camera's timezone")
-    timezone: str | None = None
+    start_time: LocalOrUtcTime | None = Field(None, description="first frame's wall time; naive = camera's timezone")
+    timezone: Timezone | None = None
 
 
 class JobAccepted(Strict):
@@ -106,12 +129,12 @@ class Job(Strict):
 
 
 class QueryRequest(Strict):
-    question: str = Field(min_length=1, max_length=4000)
-    cameras: list[CameraId] | None = Field(None, description="default: every camera")
-    start: UtcTime | None = None
-    end: UtcTime | None = None
-    max_new_tokens: int | None = Field(None, ge=1, le=4096)
-    stream: bool = Field(False, description="answer as Server-Sent Events: evidence, token..., done")
+    question: Question
+    cameras: list[CameraId] | None = Field(None, max_length=MAX_QUERY_CAMERAS, description="default: every camera")
+    start: QueryTime | None = None
+    end: QueryTime | None = None
+    max_new_tokens: TokenCount | None = None
+    stream: Flag = Field(False, description="answer as Server-Sent Events: evidence, token..., done")
 
 
 class TimeRangeUsed(Strict):

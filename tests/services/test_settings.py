@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from omnisift_core.config import ChangeTest, NoveltyBudget
 from omnisift_core.errors import InvalidConfig
+from pipeline.errors import ForbiddenSource
 from services.app import app_builder
 from services.models import model_setup
 from services.runtime import run_service
@@ -50,6 +51,8 @@ def test_nested_environment_variables_and_standard_names(monkeypatch):
         ("compression_preset", "50%", "35%"),
         ("answer_mode", "magic", "llm"),
         ("no_such_setting", 1, "Extra inputs are not permitted"),
+        ("default_timezone", "America", "not an IANA timezone name"),
+        ("outbound_allow_cidrs", ["10.0.0.0/33"], "not an IP address or CIDR range"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(field, value, message):
@@ -107,3 +110,15 @@ def test_a_cluster_service_needs_a_shared_store_and_a_shared_secret_key(tmp_path
         run_service(Settings(**cluster, redis_url="redis://127.0.0.1:9/0")),
     ):
         pass
+
+
+def test_the_outbound_address_lists_reach_the_media_policy():
+    default = Settings().media_policy().addresses
+    with pytest.raises(ForbiddenSource, match="link-local"):
+        default.check("169.254.10.20")
+    narrowed = Settings(outbound_deny_cidrs=["169.254.169.254/32"], outbound_allow_cidrs=["169.254.0.0/16"])
+    addresses = narrowed.media_policy().addresses
+    addresses.check("169.254.10.20")  # a link-local camera, allowed on purpose
+    for host in ("169.254.169.254", "10.0.0.12", "metadata.google.internal"):
+        with pytest.raises(ForbiddenSource):
+            addresses.check(host)

@@ -15,6 +15,7 @@ from pipeline.errors import InvalidMedia
 from services.errors import PayloadTooLarge, UnsupportedMediaType
 from services.http import schemas
 from services.http.dependencies import Backend, get_backend, get_settings
+from services.http.validation import JobId
 from services.settings import Settings
 
 router = APIRouter(tags=["files"])
@@ -22,7 +23,26 @@ COPY_CHUNK = 1 << 20
 FORM_OVERHEAD = 1 << 20  # multipart boundaries and fields beside the file
 
 
-@router.post("/files", status_code=202, response_model=schemas.JobAccepted)
+def _form_schema() -> dict:
+    """The multipart body in OpenAPI: the file, then UploadForm's fields (optional ones without their null)."""
+    form = schemas.UploadForm.model_json_schema()
+    fields = {}
+    for name, field in form["properties"].items():
+        choices = [c for c in field.get("anyOf", [field]) if c.get("type") != "null"]
+        fields[name] = {k: v for k, v in (field | choices[0]).items() if k not in ("anyOf", "default", "title")}
+    return {
+        "type": "object",
+        "required": ["file", *form["required"]],
+        "properties": {"file": {"type": "string", "format": "binary", "description": "the video"}, **fields},
+    }
+
+
+@router.post(
+    "/files",
+    status_code=202,
+    response_model=schemas.JobAccepted,
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _form_schema()}}}},
+)
 async def upload(
     request: Request, backend: Backend = Depends(get_backend), settings: Settings = Depends(get_settings)
 ) -> schemas.JobAccepted:
@@ -30,10 +50,7 @@ async def upload(
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise UnsupportedMediaType(f"upload as multipart/form-data (file, camera_id), not {content_type or 'nothing'}")
-    limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-        raise PayloadTooLarge(f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
+    limit = settings.max_upload_bytes  # the whole body's, with FORM_OVERHEAD, is checked before (admission)
     async with request.form(max_files=1, max_fields=8) as form:
         file = form.get("file")
         if not isinstance(file, UploadFile):
@@ -45,12 +62,12 @@ async def upload(
 
 
 @router.get("/jobs/{job_id}", response_model=schemas.Job)
-async def job(job_id: str, backend: Backend = Depends(get_backend)) -> schemas.Job:
+async def job(job_id: JobId, backend: Backend = Depends(get_backend)) -> schemas.Job:
     return await backend.job(job_id)
 
 
 @router.delete("/jobs/{job_id}", response_model=schemas.Job)
-async def cancel_job(job_id: str, backend: Backend = Depends(get_backend)) -> schemas.Job:
+async def cancel_job(job_id: JobId, backend: Backend = Depends(get_backend)) -> schemas.Job:
     """Stop a queued or running job; the clips it stored stay. 409 if it has already finished."""
     return await backend.cancel_job(job_id)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Response, Security
 from fastapi.responses import PlainTextResponse
 
 from services.http import schemas
-from services.http.dependencies import Backend, get_backend, require_key
+from services.http.dependencies import Backend, api_key_scheme, get_backend
 
 router = APIRouter(tags=["health"])
 
@@ -24,7 +24,12 @@ async def readyz(backend: Backend = Depends(get_backend)) -> dict:
     return {"status": "ready"}
 
 
-@router.get("/metrics", dependencies=[Depends(require_key)], response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    dependencies=[Security(api_key_scheme)],
+    response_class=PlainTextResponse,
+    responses={status: {"model": schemas.ErrorResponse} for status in (401, 413, 503)},
+)
 async def metrics(backend: Backend = Depends(get_backend)) -> Response:
     body, content_type = await backend.metrics_text()
     return Response(body, media_type=content_type)

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from services.http import schemas
 from services.http.dependencies import Backend, get_backend
 from services.http.errors import error_event
+from services.http.validation import CameraId, ClipId
 
 router = APIRouter(tags=["query"])
 
@@ -31,16 +32,16 @@ async def query(
 
 @router.get("/events", response_model=list[schemas.Event])
 async def events(
-    camera_id: str | None = None,
-    start: schemas.UtcTime | None = Query(None),
-    end: schemas.UtcTime | None = Query(None),
+    camera_id: CameraId | None = None,
+    start: schemas.QueryTime | None = Query(None),
+    end: schemas.QueryTime | None = Query(None),
     backend: Backend = Depends(get_backend),
 ) -> list[schemas.Event]:
     return await backend.events(camera_id, start, end)
 
 
 @router.get("/clips/{clip_id}", response_model=schemas.Clip)
-async def clip(clip_id: str, backend: Backend = Depends(get_backend)) -> schemas.Clip:
+async def clip(clip_id: ClipId, backend: Backend = Depends(get_backend)) -> schemas.Clip:
     return await backend.clip(clip_id)
 
 

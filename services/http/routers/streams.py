@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Response
 
 from services.http import schemas
 from services.http.dependencies import Backend, get_backend
+from services.http.validation import CameraId
 
 router = APIRouter(prefix="/streams", tags=["streams"])
 
@@ -21,11 +22,11 @@ async def list_streams(backend: Backend = Depends(get_backend)) -> list[schemas.
 
 
 @router.get("/{camera_id}", response_model=schemas.StreamStatus)
-async def stream_status(camera_id: str, backend: Backend = Depends(get_backend)) -> schemas.StreamStatus:
+async def stream_status(camera_id: CameraId, backend: Backend = Depends(get_backend)) -> schemas.StreamStatus:
     return await backend.stream_status(camera_id)
 
 
 @router.delete("/{camera_id}", status_code=204)
-async def remove_stream(camera_id: str, backend: Backend = Depends(get_backend)) -> Response:
+async def remove_stream(camera_id: CameraId, backend: Backend = Depends(get_backend)) -> Response:
     await backend.remove_stream(camera_id)
     return Response(status_code=204)

@@ -177,3 +177,20 @@ def test_sample_writer_rejects_odd_sizes_and_empty_media(tmp_path):
         write_sample_video(tmp_path / "x.mp4", width=641)
     with pytest.raises(ValueError, match="video, audio or both"):
         write_sample_video(tmp_path / "x.mp4", video=False, audio=False)
+
+
+def test_a_creation_time_in_the_future_is_ignored_like_an_unknown_one(tmp_path, media_library):
+    """A camera whose clock is years ahead writes a future creation_time: the clock starts at ingest instead."""
+    future = write_sample_video(
+        media_library.root / f"future-{tmp_path.name}.mp4",
+        duration=2.0,
+        width=160,
+        height=120,
+        creation_time=datetime(2035, 6, 1, 12, 0, tzinfo=timezone.utc),
+    )
+    try:
+        before = datetime.now(timezone.utc)
+        clips = ingest(media_library, future.path, clip_seconds=2)
+        assert before - timedelta(seconds=2) <= clips[0].start <= datetime.now(timezone.utc)
+    finally:
+        future.path.unlink()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import InvalidTimeRange
-from pipeline.query.timeparse import TimeParseConfig, resolve_time_range
+from pipeline.query.timeparse import TimeBounds, TimeParseConfig, resolve_time_range
 
 NOW = "2026-03-14T13:30:15Z"  # a Saturday; Berlin 14:30:15 (CET), New York 09:30:15 (EDT), Kolkata 19:00:15
 
@@ -150,3 +152,87 @@ def test_the_range_serializes_with_utc_times_and_its_source():
         "instant": "2026-03-14T13:03:00Z",
         "phrase": "14:03",
     }
+
+
+# ---- bounds: absurd dates are InvalidTimeRange, never OverflowError or ValueError ------------------------
+
+ABSURD = [
+    "what happened on 9999-12-31 at 23:59?",
+    "on 9999-12-31",
+    "at 23:59 on December 31, 9999",
+    "what happened on 0001-01-01?",
+    "at 00:00 on 0001-01-01",
+    "between 9999-12-31T23:00 and 9999-12-31T23:59",
+    "at 9999-12-31T23:59:59+14:00",
+    "at 0001-01-01T00:00:00-12:00",
+    "in the last 99999999999 days",
+    "99999999999999 hours ago",
+    "over the last 1" + "0" * 400 + " seconds",
+    "at 2026-02-30T10:00",
+    "what happened on 1969-07-20?",
+    "on 2026-03-16",  # the day after tomorrow: it ends more than a day after now
+]
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Pacific/Kiritimati", "Etc/GMT+12"])  # UTC, UTC+14, UTC-12
+@pytest.mark.parametrize("question", ABSURD)
+def test_a_question_about_an_absurd_date_is_an_invalid_time_range(question, tz):
+    with pytest.raises(InvalidTimeRange, match="out of range|could not read"):
+        resolve_time_range(question, utc(NOW), tz)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (None, datetime(1, 1, 1, 0, 10, tzinfo=timezone.utc)),  # the open start would be before year 1
+        (datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc), None),
+        (datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-12))), None),  # past 9999 in UTC
+        (datetime(1, 1, 1), None),  # naive: read in Berlin, an hour before year 1
+        (None, datetime(1970, 1, 1, 0, 10, tzinfo=timezone.utc)),  # in bounds, its open start is not
+        (utc("2026-03-14T10:00Z"), utc("2026-03-16T10:00Z")),  # ends two days after now
+    ],
+)
+def test_explicit_times_out_of_bounds_are_an_invalid_time_range(start, end):
+    with pytest.raises(InvalidTimeRange, match="out of range"):
+        resolve_time_range(None, utc(NOW), "Europe/Berlin", start=start, end=end)
+
+
+def test_a_range_up_to_a_day_ahead_is_within_bounds():
+    found = resolve_time_range(None, utc(NOW), "UTC", start=utc("2026-03-14T13:00Z"), end=utc("2026-03-15T13:30:15Z"))
+    assert found.end == utc(NOW) + timedelta(days=1)
+    assert TimeBounds().check(utc("1970-01-01T00:00Z"), utc(NOW)) == utc("1970-01-01T00:00Z")
+
+
+def test_a_naive_time_is_checked_in_the_widest_timezones():
+    bounds, now = TimeBounds(), utc(NOW)
+    assert bounds.check_local(datetime(1970, 1, 1, 14, 0), now) == datetime(1970, 1, 1, 14, 0)
+    for wall in (datetime(1970, 1, 1, 13, 59), datetime(2026, 3, 15, 1, 31), datetime(9999, 12, 31)):
+        with pytest.raises(InvalidTimeRange, match="without an offset"):
+            bounds.check_local(wall, now)
+
+
+_ZONES = st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Pacific/Kiritimati", "Etc/GMT+12"])
+_WORDS = st.sampled_from(["at", "on", "between", "and", "since", "before", "after", "from", "to", "last", "ago",
+                          "yesterday", "today", "noon", "midnight", "pm", "am", "hours", "days", "-"])  # fmt: skip
+_YEAR = st.integers(1, 9999).map(lambda y: f"{y:04d}")
+_TWO = st.integers(0, 99).map(lambda n: f"{n:02d}")
+_PIECES = st.one_of(
+    _WORDS,
+    st.builds(lambda y, m, d: f"{y}-{m}-{d}", _YEAR, _TWO, _TWO),
+    st.builds(lambda y, m, d, h, mi: f"{y}-{m}-{d}T{h}:{mi}", _YEAR, _TWO, _TWO, _TWO, _TWO),
+    st.builds(lambda h, m: f"{h}:{m}", _TWO, _TWO),
+    st.builds(lambda m, d, y: f"{m} {d}, {y}", st.sampled_from(["March", "dec", "Feb"]), st.integers(0, 40), _YEAR),
+    st.integers(0, 10**30).map(str),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=400, derandomize=True, deadline=None, database=None)
+@given(pieces=st.lists(_PIECES, min_size=1, max_size=6), tz=_ZONES)
+def test_any_question_resolves_within_bounds_or_is_an_invalid_time_range(pieces, tz):
+    now, bounds = utc(NOW), TimeBounds()
+    try:
+        found = resolve_time_range(" ".join(pieces), now, tz)
+    except InvalidTimeRange:
+        return
+    assert bounds.earliest <= found.start < found.end <= now + bounds.ahead

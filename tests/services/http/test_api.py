@@ -1,5 +1,6 @@
 """The REST API end to end: real Ray Serve deployments, the embedded Redis, a generated CCTV file. (The
-contract itself, bad requests and auth route by route, is checked in-process in test_routes.py.)
+contract itself, bad requests and auth route by route, is checked in-process in test_routes.py, and fuzzed
+in test_fuzz.py; here the fuzzing runs again, on a small budget, against the running service.)
 
 The file is a minute of a still scene in which a person walks by (22-32 s) with an alarm (26-27 s);
 the rest is quiet. The camera is in Europe/Berlin, so questions use Berlin wall-clock times.
@@ -15,13 +16,28 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 
 from pipeline.ingest.sample_media import SceneEvent, write_sample_video
+from tests.fixtures.api_fuzzing import (
+    CHECKS,
+    WRONG_KEYS,
+    budget,
+    fuzzable,
+    operation_of,
+    operations,
+    realistic,
+    times_near,
+    with_key,
+)
 from tests.fixtures.service import past_minute_unambiguous_in, running_service, wait_for_job
 
 pytestmark = pytest.mark.e2e  # real Ray Serve, Redis and media servers
 
 API_KEY = "test-key-123"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CAMERA = "lobby"
 BERLIN = ZoneInfo("Europe/Berlin")
 UPLOAD_LIMIT = 6 << 20
@@ -178,3 +194,52 @@ def test_a_stream_with_credentials_never_echoes_them_and_duplicates_conflict(cli
     assert "s3cret" not in client.get("/v1/streams/door").text
     assert client.delete("/v1/streams/door").status_code == 204
     assert client.get("/v1/streams/door").status_code == 404
+
+
+def test_the_key_comes_before_the_body_and_bodies_have_a_limit(service, client):
+    def chunks(size: int):  # streamed: no Content-Length
+        yield b'{"question": "'
+        for _ in range(size // 65536):
+            yield b"x" * 65536
+        yield b'"}'
+
+    with httpx.Client(base_url=service.url, timeout=60) as anonymous:
+        for content in (b"{not json", b"x" * (8 << 20), chunks(8 << 20)):
+            response = anonymous.post("/v1/query", content=content, headers={"content-type": "application/json"})
+            assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized")
+        assert anonymous.get("/openapi.json").status_code == 401 and anonymous.get("/docs").status_code == 401
+    for content in (b'{"question": "' + b"x" * (2 << 20) + b'"}', chunks(2 << 20)):
+        response = client.post("/v1/query", content=content, headers={"content-type": "application/json"})
+        assert (response.status_code, response.json()["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_fuzzed_requests_get_no_5xx_and_none_passes_without_the_key(service, client, footage):
+    """test_fuzz.py's invariants against the running Serve graph, on a small budget (4 cases per operation and
+    mode). Last in this module: it adds streams, uploads files and purges the store."""
+    described = client.get("/openapi.json").json()
+    schema = fuzzable(client.get("/openapi.json").json())  # a copy: fuzzable() edits what it is given
+    times = times_near(footage.start - timedelta(hours=1), footage.start + timedelta(hours=1))
+    for label, mode in operations(described):
+        statuses = fuzz(service.url, operation_of(schema, label), mode, times)
+        assert statuses and max(statuses) < 500, (label, mode, statuses)
+
+
+def fuzz(url: str, operation, mode: GenerationMode, times) -> list[int]:
+    """Statuses of the operation's fuzzed cases, each checked against the schema; each is also sent without the
+    key (or with a wrong one), which must be 401 on every route but health."""
+    statuses: list[int] = []
+
+    @budget(4)
+    @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+    def run(case, data):
+        if mode is GenerationMode.POSITIVE and data.draw(st.booleans(), label="realistic"):
+            realistic(case, data, times)
+        response = case.call_and_validate(base_url=url, headers=AUTH, checks=CHECKS, timeout=60)
+        statuses.append(response.status_code)
+        if case.path not in ("/healthz", "/readyz"):
+            wrong = data.draw(st.sampled_from(WRONG_KEYS), label="key")
+            refused = case.call(base_url=url, headers=with_key(wrong and wrong.format(key=API_KEY)), timeout=60)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthorized"), case.path
+
+    run()
+    return statuses

@@ -4,6 +4,7 @@ store as ingest writes them, so queries, events and metadata are checked on know
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from pipeline.records import ClipRecord
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings
+from pipeline.store.registry import JobRecord
 from services.deployments.gateway import Gateway
 from services.deployments.ingest import Ingest
 from services.http.app import create_api
@@ -23,6 +25,7 @@ from tests.fixtures.anchor_clips import FINGERPRINT, T0, record_at
 from tests.fixtures.in_process import InProcessHandle
 
 API_KEY = "fast-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CAMERA = "lobby"
 UPLOAD_LIMIT = 2 << 20
 
@@ -173,13 +176,26 @@ BAD_REQUESTS = [
      "forbidden_source"),
     ("playlist trick", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "concat:/etc/passwd|/etc/hosts"}},
      400, "forbidden_source"),
+    ("metadata address", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://169.254.169.254/x"}},
+     400, "forbidden_source"),
+    ("link-local v6", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "http://[fe80::1]:8080/x.ts"}},
+     400, "forbidden_source"),
+    ("AWS v6 metadata", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://[fd00:ec2::254]/"}},
+     400, "forbidden_source"),
+    ("metadata name", "POST", "/v1/streams",
+     {"json": {"camera_id": "c1", "url": "http://Metadata.Google.Internal/computeMetadata/v1/"}}, 400,
+     "forbidden_source"),
+    ("metadata as a number", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://2852039166/x"}},
+     400, "forbidden_source"),
+    ("metadata as IPv6", "POST", "/v1/streams",
+     {"json": {"camera_id": "c1", "url": "rtsp://[::ffff:169.254.169.254]/x"}}, 400, "forbidden_source"),
     ("url and push", "POST", "/v1/streams", {"json": {"camera_id": "c1", "url": "rtsp://h/x", "push": True}}, 422,
      "invalid_request"),
     ("neither", "POST", "/v1/streams", {"json": {"camera_id": "c1"}}, 422, "invalid_request"),
     ("bad camera id", "POST", "/v1/streams", {"json": {"camera_id": "a b", "url": "rtsp://h/x"}}, 422,
      "invalid_request"),
     ("bad timezone", "POST", "/v1/streams",
-     {"json": {"camera_id": "c1", "url": "rtsp://127.0.0.1:9/x", "timezone": "Mars/Olympus"}}, 422, "invalid_record"),
+     {"json": {"camera_id": "c1", "url": "rtsp://127.0.0.1:9/x", "timezone": "Mars/Olympus"}}, 422, "invalid_request"),
     ("json upload", "POST", "/v1/files", {"json": {"camera_id": "c1"}}, 415, "unsupported_media_type"),
     ("missing file", "POST", "/v1/files", {"data": {"camera_id": "c1"}, "files": {"x": ("a", b"1")}}, 422,
      "invalid_request"),
@@ -188,11 +204,14 @@ BAD_REQUESTS = [
     ("too large", "POST", "/v1/files",
      {"data": {"camera_id": "c2"}, "files": {"file": ("big.mp4", b"\0" * (UPLOAD_LIMIT + 1))}}, 413,
      "payload_too_large"),
-    ("unknown job", "GET", "/v1/jobs/0123abcd", {}, 404, "unknown_job"),
+    ("unknown job", "GET", "/v1/jobs/0123456789abcdef0123456789abcdef", {}, 404, "unknown_job"),
+    ("malformed job id", "GET", "/v1/jobs/0123abcd", {}, 422, "invalid_request"),
     ("unknown stream", "GET", "/v1/streams/nope", {}, 404, "unknown_stream"),
     ("delete unknown stream", "DELETE", "/v1/streams/nope", {}, 404, "unknown_stream"),
     ("unknown clip", "GET", "/v1/clips/lobby@123", {}, 404, "clip_not_found"),
-    ("malformed clip id", "GET", "/v1/clips/nonsense", {}, 422, "invalid_record"),
+    ("malformed clip id", "GET", "/v1/clips/nonsense", {}, 422, "invalid_request"),
+    ("clip id past int64", "GET", f"/v1/clips/lobby@{'9' * 30}", {}, 422, "invalid_request"),
+    ("malformed camera id", "GET", "/v1/streams/a%20b", {}, 422, "invalid_request"),
     ("unknown route", "GET", "/v2/anything", {}, 404, "not_found"),
     ("wrong method", "PUT", "/v1/query", {}, 405, "method_not_allowed"),
 ]  # fmt: skip
@@ -219,6 +238,217 @@ def test_every_route_but_health_needs_the_key(api):
         assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized"), (method, path)
     wrong = anonymous.get("/v1/streams", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and API_KEY not in wrong.text
+
+
+# ---- hardening: each of these answered 500, or accepted what it should refuse, before the validation layer ----
+
+FAR_FUTURE = "9999-12-31T23:59:00Z"
+
+
+def error_of(response) -> tuple[int, str | None]:
+    body = response.json()
+    return response.status_code, body["error"]["code"] if isinstance(body, dict) and "error" in body else None
+
+
+def test_a_timezone_that_is_a_directory_or_too_long_is_refused_on_streams(api):
+    for zone in ("America", "Europe", "Europe/", "localtime", "../../../etc/passwd", "x" * 300):
+        body = {"camera_id": "tzcam", "url": "rtsp://127.0.0.1:9/x", "timezone": zone}
+        response = api.client.post("/v1/streams", json=body)
+        assert error_of(response) == (422, "invalid_request"), (zone, response.text)
+        assert response.json()["error"]["message"].startswith("timezone: ")
+    assert "tzcam" not in api.store.cameras()
+
+
+def test_a_timezone_that_is_a_directory_is_refused_on_uploads(api, media_library):
+    for zone in ("America", "x" * 300):
+        response = upload(api, media_library.no_audio.path, camera_id="tzcam", timezone=zone)
+        assert error_of(response) == (422, "invalid_request"), response.text
+    assert "tzcam" not in api.store.cameras()
+
+
+def upload(api, path, **fields):
+    with path.open("rb") as file:
+        return api.client.post("/v1/files", files={"file": (path.name, file, "video/mp4")}, data=fields)
+
+
+@pytest.mark.parametrize("start_time", ["9999-12-31T23:59:00Z", "9999-12-31T23:59:00", "0001-01-01T00:00:00",
+                                        "1969-12-31T23:00:00Z"])  # fmt: skip
+def test_an_upload_starting_outside_1970_to_tomorrow_is_refused_up_front(api, media_library, start_time):
+    response = upload(api, media_library.no_audio.path, camera_id="future", start_time=start_time)
+    assert error_of(response) == (422, "invalid_request"), response.text
+    assert "start_time" in response.json()["error"]["message"] and "1970" in response.json()["error"]["message"]
+    assert not any(api.ingest.settings.uploads_dir.iterdir())
+
+
+@pytest.mark.parametrize("hours", [1e308, 1e6, float("inf")])
+def test_an_absurd_retention_is_refused(api, hours):
+    body = {"camera_id": "keep", "url": "rtsp://127.0.0.1:9/x", "retention": {"max_age_hours": hours}}
+    response = api.client.post("/v1/streams", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert error_of(response) == (422, "invalid_request"), response.text
+    assert "keep" not in [s["camera_id"] for s in api.client.get("/v1/streams").json()]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["what happened on 9999-12-31 at 23:59?", "on 9999-12-31", "at 23:59 on December 31, 9999",
+     "what happened on 0001-01-01?", "between 9999-12-31T23:00 and 9999-12-31T23:59", "in the last 99999999999 days",
+     "what happened 99999999999999 hours ago"],
+)  # fmt: skip
+def test_a_question_about_an_absurd_date_is_an_invalid_time_range(api, question):
+    response = api.client.post("/v1/query", json={"question": question})
+    assert error_of(response) == (400, "invalid_time_range"), response.text
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"end": "0001-01-01T00:10:00Z"}, 422, "invalid_request"),
+        ({"start": "0001-01-01T00:00:00Z"}, 422, "invalid_request"),
+        ({"start": FAR_FUTURE}, 422, "invalid_request"),
+        ({"end": "9999-12-31T23:59:59-12:00"}, 422, "invalid_request"),  # in UTC past year 9999 (found by fuzzing)
+        ({"start": "0001-01-01T00:00:00+14:00"}, 422, "invalid_request"),
+        ({"end": "1970-01-01T00:10:00Z"}, 400, "invalid_time_range"),  # in bounds, but its open start is not
+        (range_of(60, 0), 400, "invalid_time_range"),
+        (range_of(30, 30), 400, "invalid_time_range"),
+    ],
+)
+def test_query_and_events_apply_the_same_time_range_rules(api, params, status, code):
+    query = api.client.post("/v1/query", json={"question": "hi", **params})
+    events = api.client.get("/v1/events", params=params)
+    for response in (query, events):
+        assert error_of(response) == (status, code), response.text
+    assert query.json()["error"]["message"] == events.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"question": "hi", "max_new_tokens": "7"},
+        {"question": "hi", "max_new_tokens": True},
+        {"question": "hi", "max_new_tokens": 7.0},
+        {"question": "hi", "stream": "true"},
+        {"question": "hi", "stream": 1},
+        {"question": "hi", "cameras": ["lobby"] * 1000},
+        {"question": 7},
+    ],
+)
+def test_numbers_and_flags_of_a_query_are_strictly_typed(api, body):
+    response = api.client.post("/v1/query", json=body)
+    assert error_of(response) == (422, "invalid_request"), response.text
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"push": 1}, {"push": "false"}, {"clip_seconds": "10"}, {"clip_seconds": 10.0},
+     {"retention": {"max_bytes": "5"}}, {"retention": {"max_age_hours": True}}],
+)  # fmt: skip
+def test_numbers_and_flags_of_a_stream_are_strictly_typed(api, extra):
+    response = api.client.post("/v1/streams", json={"camera_id": "typed", "url": "rtsp://127.0.0.1:9/x", **extra})
+    assert error_of(response) == (422, "invalid_request"), response.text
+
+
+def test_a_camera_url_is_stored_normalised(api):
+    created = api.client.post("/v1/streams", json={"camera_id": "norm", "url": "  RTSP://127.0.0.1:9/Cam1 \n"})
+    assert created.status_code == 201, created.text
+    try:
+        assert created.json()["url"] == "rtsp://127.0.0.1:9/Cam1"
+        assert api.ingest.registry.stream("norm").url == "rtsp://127.0.0.1:9/Cam1"
+    finally:
+        api.client.delete("/v1/streams/norm")
+
+
+def test_errors_name_uploaded_files_without_server_paths(api, media_library):
+    data_dir = str(api.ingest.settings.data_dir)
+    for path in (media_library.random_bytes, media_library.audio_only.path, media_library.unknown_codec):
+        response = upload(api, path, camera_id="c2")
+        message = response.json()["error"]["message"]
+        assert error_of(response) == (422, "invalid_media"), response.text
+        assert data_dir not in message and re.match(r"[0-9a-f]{32}\.\w+\b", message), message
+    refused = api.client.post("/v1/streams", json={"camera_id": "c3", "url": "/etc/passwd"})
+    assert error_of(refused) == (400, "forbidden_source") and data_dir not in refused.text
+    assert "/etc/passwd is outside the media roots" in refused.json()["error"]["message"]
+
+    uploads = api.ingest.settings.uploads_dir
+    failed = JobRecord("f" * 32, "c2", "failed", 0.0, 0, error=f"{uploads}/abc.mp4: the file ended at 3.0 s")
+    api.ingest.registry.put_job(failed)
+    assert api.client.get(f"/v1/jobs/{failed.job_id}").json()["error"] == "abc.mp4: the file ended at 3.0 s"
+
+
+# ---- admission: the key before the body, then the body's size ---------------------------------------------
+
+
+def raw_call(app, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, list[str]]:
+    """One request straight through the ASGI app, recording every read of the body: (status, JSON, reads)."""
+    reads: list[str] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        reads.append("body")
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(payload), reads
+
+
+def test_the_key_is_checked_before_the_body_is_read(api):
+    body = json.dumps({"question": "hi"}).encode()
+    headers = {"content-type": "application/json", "content-length": str(len(body))}
+    status, payload, reads = raw_call(api.client.app, "POST", "/v1/query", headers, body)
+    assert (status, payload["error"]["code"], reads) == (401, "unauthorized", [])
+    status, payload, reads = raw_call(api.client.app, "POST", "/v1/query", headers | AUTH, body)
+    assert status == 200 and reads, payload  # with the key the same request is read and answered
+
+
+def test_a_malformed_or_huge_body_without_the_key_is_unauthorized(api):
+    anonymous = TestClient(api.client.app)
+    for content in (b"{not json", b"[" * 10_000, b"x" * (3 << 20)):
+        response = anonymous.post("/v1/query", content=content, headers={"content-type": "application/json"})
+        assert error_of(response) == (401, "unauthorized")
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert error_of(anonymous.post("/v1/files", content=b"x" * 100)) == (401, "unauthorized")
+    assert error_of(anonymous.get("/v2/anything")) == (401, "unauthorized")  # no route is probed without the key
+
+
+def test_a_json_body_over_max_json_bytes_is_refused_with_413(api):
+    limit = api.ingest.settings.max_json_bytes
+    big = {"question": "x" * limit}
+    declared = api.client.post("/v1/query", json=big)
+    assert error_of(declared) == (413, "payload_too_large")
+    assert f"{limit} bytes" in declared.json()["error"]["message"]
+
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        yield b'{"question": "'
+        for _ in range(limit // 65536 + 1):
+            yield b"x" * 65536
+        yield b'"}'
+
+    streamed = api.client.post("/v1/query", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in streamed.request.headers
+    assert error_of(streamed) == (413, "payload_too_large"), streamed.text
+    assert api.client.post("/v1/query", json={"question": "hi " * 1000}).status_code == 200  # under it: answered
+
+
+def test_the_api_docs_need_the_key_unless_made_public(api):
+    anonymous = TestClient(api.client.app)
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert error_of(anonymous.get(path)) == (401, "unauthorized"), path
+        assert api.client.get(path).status_code == 200, path
+    settings = api.ingest.settings.model_copy(update={"public_docs": True})
+    public = TestClient(create_api(api.client.app.state.backend, settings))
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert public.get(path).status_code == 200, path
+    assert error_of(public.get("/v1/streams")) == (401, "unauthorized")
 
 
 def test_purge_removes_every_clip_and_keeps_the_camera(api):
