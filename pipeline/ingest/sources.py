@@ -30,6 +30,7 @@ from pipeline.errors import (
     StreamStalled,
 )
 from pipeline.identifiers import check_camera_id
+from pipeline.ingest.connect_slots import ConnectSlots
 from pipeline.ingest.decoding import AudioAt, MediaDecoder, MediaInfo, open_media
 from pipeline.ingest.media_policy import MediaPolicy, OpenPlan, SourceKind, plan_source
 from pipeline.ingest.timestamps import FileClock, FollowingClock, LiveClock, WallClock
@@ -131,7 +132,7 @@ class ClipSource:
         policy: MediaPolicy | None = None,
         *,
         queue_size: int = 2,
-        connect_slots: threading.Semaphore | None = None,
+        connect_slots: ConnectSlots | None = None,
     ) -> None:
         """`connect_slots`, shared by many sources, bounds how many pull cameras connect at once: a storm of
         failing cameras then waits its turn instead of loading the machine (push listeners take none)."""
@@ -346,9 +347,8 @@ class ClipSource:
     def _open_live(self, waiting: bool):
         if waiting or self._connect_slots is None:
             return open_media(self.plan, self.policy)
-        while not self._connect_slots.acquire(timeout=POLL_S):
-            if self._stop.is_set():
-                raise SourceTimeout(f"{self.plan.display}: stopped while waiting to connect")
+        if not self._connect_slots.acquire(self._stop):
+            raise SourceTimeout(f"{self.plan.display}: stopped while waiting to connect")
         try:
             return open_media(self.plan, self.policy)
         finally:

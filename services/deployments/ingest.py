@@ -22,6 +22,7 @@ from ray.serve.handle import DeploymentHandle
 
 from pipeline.clips import ClipWindow, Gap
 from pipeline.errors import PipelineError, StoreUnavailable
+from pipeline.ingest.connect_slots import ConnectSlots
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.ingest.sources import ClipSource, SourceSpec
 from pipeline.store.connection import connect
@@ -240,7 +241,7 @@ class Ingest:
         self.settings = settings
         self.encoder = encoder
         self.policy: MediaPolicy = settings.media_policy()
-        self.connect_slots = threading.BoundedSemaphore(settings.max_concurrent_connects)
+        self.connect_slots = ConnectSlots(settings.max_concurrent_connects)
         connection = connect(settings.redis_config())
         self.registry = Registry(connection.client, settings.store_namespace, where=connection.url,
                                  secrets=settings.secrets())  # fmt: skip
