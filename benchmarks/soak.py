@@ -41,20 +41,32 @@ def rss_mb(pid: int) -> float | None:
 
 
 def processes(redis_dir: Path) -> dict[str, int]:
-    """Name -> pid of every process of the service on this machine: Ray names its actors' processes
-    `ray::<class>` (Serve replicas `ray::ServeReplica:<app>:<deployment>`)."""
+    """Name -> pid of every process of this service: Ray names its actors' processes `ray::<class>` (Serve
+    replicas `ray::ServeReplica:<app>:<deployment>`); only descendants of this driver count, so another Ray
+    on the machine is left out."""
     found = {"driver": os.getpid(), "redis-server": json.loads((redis_dir / "embedded.json").read_text())["pid"]}
+    parents = {}
+    titles = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:
-            continue
-        if title.startswith("ray::") and ("Serve" in title or "Proxy" in title):
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                titles[int(entry.name)] = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+    for pid, title in titles.items():
+        if title.startswith("ray::") and ("Serve" in title or "Proxy" in title) and _descends(pid, parents):
             name = title.removeprefix("ray::").removeprefix("ServeReplica:omnisift:").split(".")[0].split(" ")[0]
-            found[name] = int(entry.name)
+            found[name] = pid
     return found
+
+
+def _descends(pid: int, parents: dict[int, int]) -> bool:
+    while pid in parents and pid > 1:
+        pid = parents[pid]
+        if pid == os.getpid():
+            return True
+    return False
 
 
 @dataclass
