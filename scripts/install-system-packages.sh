@@ -10,6 +10,8 @@ packages=(
     python3-gi gir1.2-gst-rtsp-server-1.0       # the test RTSP camera (gst-rtsp-server)
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
     docker-compose                              # `docker-compose config` validates docker-compose.yml
+    espeak-ng                                   # spoken words in the quality benchmark's scenes
+    chromium                                    # the console's browser tests (driven by Playwright)
 )
 
 if ! command -v dpkg-query >/dev/null; then

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from omnisift_core.backbone import ClipMedia
+from omnisift_core.backbone import ClipMedia, OmniEncoder
+from omnisift_core.compressor import TokenCompressor
+from omnisift_core.tokens import ClipTokens
 from pipeline.clips import ClipWindow
+
+
+def encode_windows(
+    encoder: OmniEncoder, windows: Sequence[ClipWindow], compressor: TokenCompressor
+) -> list[ClipTokens]:
+    """The full tokens of clip windows, carrying what `compressor` ranks by beyond the embeddings.
+
+    Ingest and the quality benchmark both go through here, so what they measure is what the service stores.
+    """
+    media = [clip_media(window) for window in windows]
+    return encoder.encode_batch(media, audio_saliency=compressor.uses_audio_saliency)
 
 
 def clip_media(clip: ClipWindow) -> ClipMedia:

@@ -14,7 +14,7 @@ from ray import serve
 
 from omnisift_core.backbone import load_encoder
 from pipeline.clips import ClipWindow
-from pipeline.ingest.encoder_input import clip_media
+from pipeline.ingest.encoder_input import encode_windows
 from pipeline.ingest.scoring import record_for_window
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.connection import connect
@@ -57,8 +57,7 @@ class EncoderCompressor:
 
     def _process(self, clips: Sequence[ClipWindow], traces: Sequence[Mapping[str, str]]) -> list[ClipSummary]:
         with continued(traces[0]), tracer.start_as_current_span("encode", attributes={"clips": len(clips)}):
-            media = [clip_media(c) for c in clips]
-            tokens = self.encoder.encode_batch(media, audio_saliency=self.compressor.uses_audio_saliency)
+            tokens = encode_windows(self.encoder, clips, self.compressor)
         with continued(traces[0]), tracer.start_as_current_span("compress", attributes={"clips": len(clips)}):
             compressions = self.compressor.compress_batch(tokens)
         summaries = []
