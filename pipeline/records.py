@@ -35,23 +35,34 @@ def chunk_count(start: datetime, end: datetime) -> int:
 
 @dataclass(frozen=True)
 class ChunkScores:
-    """Per 2-second chunk: share of video cells that changed, and audio salience; both in [0, 1]."""
+    """Per 2-second chunk, each in [0, 1]: share of video cells that changed, audio salience, and the
+    voice-activity model's speech probability (empty when not measured: clips without audio, older records)."""
 
     activity: tuple[float, ...]
     audio_salience: tuple[float, ...]
+    speech: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.activity) != len(self.audio_salience):
             raise InvalidRecord(
                 f"activity has {len(self.activity)} chunks but audio_salience {len(self.audio_salience)}"
             )
-        for name, values in (("activity", self.activity), ("audio_salience", self.audio_salience)):
+        if self.speech and len(self.speech) != len(self.activity):
+            raise InvalidRecord(f"activity has {len(self.activity)} chunks but speech {len(self.speech)}")
+        for name, values in (
+            ("activity", self.activity),
+            ("audio_salience", self.audio_salience),
+            ("speech", self.speech),
+        ):
             if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
                 raise InvalidRecord(f"{name} scores must be finite and in [0, 1], got {list(values)}")
 
     @classmethod
     def quiet(cls, num_chunks: int) -> ChunkScores:
         return cls((0.0,) * num_chunks, (0.0,) * num_chunks)
+
+    def speech_at(self, chunk: int) -> float:
+        return self.speech[chunk] if self.speech else 0.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,7 @@ class ClipMeta:
             "kept_counts": list(self.kept_counts),
             "activity": list(self.scores.activity),
             "audio_salience": list(self.scores.audio_salience),
+            "speech": list(self.scores.speech),
             "has_audio": self.has_audio,
             "stored_bytes": self.stored_bytes,
             "noise_floor_dbfs": self.noise_floor_dbfs,
@@ -181,8 +193,8 @@ class ClipMeta:
     def from_json(cls, data: dict) -> ClipMeta:
         known = {
             "schema", "clip_id", "camera_id", "start_ms", "end_ms", "fingerprint", "encoding", "hidden_size",
-            "grid", "source_counts", "kept_counts", "activity", "audio_salience", "has_audio", "stored_bytes",
-            "noise_floor_dbfs",
+            "grid", "source_counts", "kept_counts", "activity", "audio_salience", "speech", "has_audio",
+            "stored_bytes", "noise_floor_dbfs",
         }  # fmt: skip
         return cls(
             camera_id=data["camera_id"],
@@ -194,7 +206,7 @@ class ClipMeta:
             grid=VideoGrid(*data["grid"]),
             source_counts=tuple(data["source_counts"]),
             kept_counts=tuple(data["kept_counts"]),
-            scores=ChunkScores(tuple(data["activity"]), tuple(data["audio_salience"])),
+            scores=ChunkScores(tuple(data["activity"]), tuple(data["audio_salience"]), tuple(data.get("speech", ()))),
             has_audio=bool(data["has_audio"]),
             stored_bytes=int(data["stored_bytes"]),
             noise_floor_dbfs=data.get("noise_floor_dbfs"),
