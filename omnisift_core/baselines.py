@@ -20,11 +20,10 @@ from omnisift_core.budget import (
     top_k_sorted,
 )
 from omnisift_core.compressor import Compression, OmniSiftCompressor, TokenCompressor, assemble
-from omnisift_core.config import RemovalRatios
+from omnisift_core.config import MonitoringBudget, NoveltyBudget, RemovalRatios
 from omnisift_core.errors import InvalidConfig
 from omnisift_core.ste import straight_through_mask
 from omnisift_core.stvp import (
-    NoveltyBudget,
     VideoSelection,
     first_frame_of_chunk,
     keep_per_frame,
@@ -241,12 +240,13 @@ def build_compressor(
     selector: VisionGuidedAudioSelector | None = None,
     seed: int = 0,
     novelty: NoveltyBudget | None = None,
+    monitoring: MonitoringBudget | None = None,
 ) -> TokenCompressor:
-    """A compressor by name: omnisift, omnizip, dycoke, random or full (only omnisift takes `novelty`)."""
-    if novelty is not None and method != "omnisift":
-        raise InvalidConfig(f"the novelty video budget is an OmniSIFT option; {method!r} has fixed ratios")
+    """A compressor by name: omnisift, omnizip, dycoke, random or full (only omnisift takes a budget)."""
+    if (novelty is not None or monitoring is not None) and method != "omnisift":
+        raise InvalidConfig(f"the novelty and monitoring budgets are OmniSIFT options; {method!r} has fixed ratios")
     if method == "omnisift":
-        return OmniSiftCompressor(ratios, hidden_size, selector, novelty)
+        return OmniSiftCompressor(ratios, hidden_size, selector, novelty, monitoring)
     if method == "omnizip":
         return OmniZip(ratios, hidden_size)
     if method == "dycoke":

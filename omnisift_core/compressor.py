@@ -11,8 +11,9 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from omnisift_core.config import NoveltyBudget, RemovalRatios
-from omnisift_core.errors import InvalidTokens
+from omnisift_core.config import MonitoringBudget, NoveltyBudget, RemovalRatios
+from omnisift_core.errors import InvalidConfig, InvalidTokens
+from omnisift_core.monitoring import change_first_video, salience_first_audio
 from omnisift_core.ste import gather_kept
 from omnisift_core.stvp import VideoSelection, prune_video
 from omnisift_core.tokens import ClipTokens
@@ -106,8 +107,8 @@ class OmniSiftCompressor(TokenCompressor):
     """STVP on every chunk's frames, then VGAS on every chunk's audio against the kept video.
 
     With `selector` None the audio is scored training-free (see `vgas.training_free_scores`); with
-    `novelty`, still chunks keep fewer video tokens (see `config.NoveltyBudget`).
-    Clips in a batch share one selector call.
+    `novelty`, still chunks keep fewer video tokens (see `config.NoveltyBudget`); with `monitoring`, tokens
+    follow the clip's measured change and sound (see `monitoring`). Clips in a batch share one selector call.
     """
 
     name = "omnisift"
@@ -118,17 +119,21 @@ class OmniSiftCompressor(TokenCompressor):
         hidden_size: int | None = None,
         selector: VisionGuidedAudioSelector | None = None,
         novelty: NoveltyBudget | None = None,
+        monitoring: MonitoringBudget | None = None,
     ):
         super().__init__(ratios, hidden_size)
         if selector is not None and hidden_size is not None and selector.hidden_size != hidden_size:
             raise InvalidTokens(f"selector hidden size {selector.hidden_size} != {hidden_size}")
+        if novelty is not None and monitoring is not None:
+            raise InvalidConfig("choose one video budget: novelty or monitoring")
         self.selector = selector
         self.novelty = novelty
+        self.monitoring = monitoring
 
     @cached_property
     def fingerprint(self) -> str:
         """Hashes the selector's weights once, on first use: a serving selector is frozen."""
-        budget = "" if self.novelty is None else f":{self.novelty.fingerprint}"
+        budget = "".join(f":{b.fingerprint}" for b in (self.novelty, self.monitoring) if b is not None)
         if self.selector is None:
             return f"{super().fingerprint}{budget}:training-free"
         digest = hashlib.sha256()
@@ -138,9 +143,13 @@ class OmniSiftCompressor(TokenCompressor):
         return f"{super().fingerprint}{budget}:selector-{digest.hexdigest()[:12]}"
 
     def _compress_batch(self, clips: Sequence[ClipTokens]) -> list[Compression]:
-        videos = [prune_video(clip, self.ratios.video, self.novelty) for clip in clips]
         scorer = self.selector if self.selector is not None else training_free_scores
-        audios = select_audio(clips, [v.keep for v in videos], self.ratios.audio, scorer)
+        if self.monitoring is not None:
+            videos = [change_first_video(clip, self.ratios.video, self.monitoring) for clip in clips]
+            audios = salience_first_audio(clips, videos, self.ratios, self.monitoring, scorer)
+        else:
+            videos = [prune_video(clip, self.ratios.video, self.novelty) for clip in clips]
+            audios = select_audio(clips, [v.keep for v in videos], self.ratios.audio, scorer)
         return [assemble(c, v, a) for c, v, a in zip(clips, videos, audios, strict=True)]
 
     def _compress(self, clip: ClipTokens) -> Compression:

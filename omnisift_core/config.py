@@ -2,7 +2,9 @@
 
 RemovalRatios and PRESETS are the paper's operating points; FrameLimits bound a frame's pixels; ChangeTest
 is the one definition of "this chunk changed", shared by the novelty budget, the event timeline and the
-query planner (docs/architecture.md, "Activity"); NoveltyBudget makes the video budget follow it.
+query planner (docs/architecture.md, "Activity"); NoveltyBudget makes the video budget follow it;
+MonitoringBudget spends the clip's tokens on what changed and what sounded (docs/architecture.md,
+"The monitoring profile").
 """
 
 from __future__ import annotations
@@ -86,3 +88,29 @@ class NoveltyBudget:
     def fingerprint(self) -> str:
         c = self.change
         return f"novelty(c={c.change_threshold:g},a={c.active_share:g},k={self.still_keep:g})"
+
+
+@dataclass(frozen=True)
+class MonitoringBudget:
+    """Change-first video and salience-first audio inside the preset's token total per clip.
+
+    A frame keeps its changed cells (up to the preset's per-frame count), else `still_keep` of that count;
+    audio tokens whose sound salience reaches `salient_sound` are kept whatever the visual anchors say, paid
+    from the clip's audio count plus what the video left unspent; every chunk keeps `quiet_audio_keep` of
+    its audio count by VGAS's ranking. Opt-in (the "monitoring" profile): the paper's fixed ratios are the
+    default.
+    """
+
+    still_keep: float = 0.05
+    quiet_audio_keep: float = 0.05
+    salient_sound: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("still_keep", "quiet_audio_keep", "salient_sound"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
+                raise InvalidConfig(f"{name} must be in (0, 1], got {value!r}")
+
+    @property
+    def fingerprint(self) -> str:
+        return f"monitoring(k={self.still_keep:g},q={self.quiet_audio_keep:g},s={self.salient_sound:g})"

@@ -66,6 +66,19 @@ class TokenStream:
 
 
 @dataclass(frozen=True)
+class MediaEvidence:
+    """What the raw media says about a full clip's tokens, measured outside the model (docs/architecture.md,
+    "The monitoring profile"): how much each video cell changed against the frame before it, and how salient
+    the sound under each audio token is."""
+
+    cell_change: Tensor  # (N_v,) float32, change in units of the change threshold (>= 1: changed); NaN: no frame before
+    sound_salience: Tensor  # (N_a,) float32 in [0, 1]
+
+    def to(self, device: torch.device) -> MediaEvidence:
+        return MediaEvidence(self.cell_change.to(device), self.sound_salience.to(device))
+
+
+@dataclass(frozen=True)
 class ClipTokens:
     """One clip's tokens. `grid` describes the full video; a compressed clip keeps it for reference."""
 
@@ -73,6 +86,7 @@ class ClipTokens:
     audio: TokenStream
     grid: VideoGrid
     audio_saliency: Tensor | None = None  # (N_a,) optional, from the audio encoder's attention (OmniZip)
+    evidence: MediaEvidence | None = None  # optional, for the monitoring budget; full clips only
 
     def __post_init__(self) -> None:
         if len(self.video) == 0 and len(self.audio) == 0:
@@ -83,6 +97,11 @@ class ClipTokens:
             )
         if self.audio_saliency is not None and self.audio_saliency.shape != (len(self.audio),):
             raise InvalidTokens(f"audio_saliency must be ({len(self.audio)},)")
+        if self.evidence is not None and (
+            self.evidence.cell_change.shape != (len(self.video),)
+            or self.evidence.sound_salience.shape != (len(self.audio),)
+        ):
+            raise InvalidTokens(f"evidence must cover ({len(self.video)},) video and ({len(self.audio)},) audio tokens")
 
     @property
     def hidden_size(self) -> int:
@@ -90,7 +109,8 @@ class ClipTokens:
 
     def to(self, device: torch.device) -> ClipTokens:
         saliency = None if self.audio_saliency is None else self.audio_saliency.to(device)
-        return ClipTokens(self.video.to(device), self.audio.to(device), self.grid, saliency)
+        evidence = None if self.evidence is None else self.evidence.to(device)
+        return ClipTokens(self.video.to(device), self.audio.to(device), self.grid, saliency, evidence)
 
     @property
     def num_chunks(self) -> int:

@@ -31,6 +31,7 @@ class ClipWindow:
     sample_rate: int
     has_audio: bool  # False when the source has no audio stream
     source_pts: np.ndarray = field(repr=False)  # (N,) float64 source timestamps (s) of the frames
+    lead_in: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) the previous clip's last frame
 
     @property
     def start_ms(self) -> int:
@@ -43,6 +44,18 @@ class ClipWindow:
     @property
     def clip_seconds(self) -> float:
         return (self.end - self.start).total_seconds()
+
+    def frames_on_grid(self) -> np.ndarray:
+        """(clip_seconds * fps, H, W, 3): one frame per sampling slot, each the nearest frame the source gave.
+
+        Slots where the source had no video (a file starting mid-window, an outage) repeat their neighbour,
+        so the model's frame k is always at k / fps seconds and the clip shows no motion where there was no data.
+        """
+        slots = np.arange(round(self.clip_seconds * self.fps)) / self.fps
+        index = np.searchsorted(self.frame_times, slots).clip(0, len(self.frame_times) - 1)
+        before = (index - 1).clip(0)
+        nearer_before = np.abs(self.frame_times[before] - slots) < np.abs(self.frame_times[index] - slots)
+        return self.frames[np.where(nearer_before, before, index)]
 
     def __repr__(self) -> str:
         n, h, w = self.frames.shape[:3]

@@ -47,6 +47,11 @@ def model_setup(settings: Settings) -> ModelSetup:
     if settings.compression_method == "omnisift":
         selector = load_selector(checkpoint, device, settings.selector_weights)
     compressor = build_compressor(
-        settings.compression_method, settings.removal_ratios, hidden, selector, novelty=settings.novelty_budget()
+        settings.compression_method,
+        settings.removal_ratios,
+        hidden,
+        selector,
+        novelty=settings.novelty_budget(),
+        monitoring=settings.monitoring_budget(),
     )
     return ModelSetup(checkpoint, compressor, device)

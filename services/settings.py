@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, NoveltyBudget, RemovalRatios
+from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, MonitoringBudget, NoveltyBudget, RemovalRatios
 from omnisift_core.errors import InvalidConfig
 from pipeline.activity import ActivityConfig
 from pipeline.address_policy import DEFAULT_DENY_CIDRS, DEFAULT_DENY_HOSTS, AddressPolicy, parse_networks
@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compression_method: Literal["omnisift", "omnizip", "dycoke", "random", "full"] = "omnisift"
     compression_preset: Literal["100%", "35%", "25%"] = "25%"
+    # paper: the preset's fixed ratios on every clip; monitoring: tokens follow measured change and sound
+    # within the preset's total (docs/architecture.md, "The monitoring profile")
+    compression_profile: Literal["paper", "monitoring"] = "paper"
     video_budget: Literal["fixed", "novelty"] = "fixed"  # novelty: still chunks keep novelty_still_keep of it
     novelty_still_keep: float = Field(0.1, gt=0, le=1)
     selector_weights: Path | None = None  # a selector file from `omnisift train`, over the checkpoint's own
@@ -129,11 +132,17 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _novelty_needs_omnisift(self) -> Settings:
-        if self.video_budget == "novelty" and self.compression_method != "omnisift":
-            raise ValueError(
-                f"video_budget 'novelty' needs compression_method 'omnisift' (got {self.compression_method!r})"
-            )
+    def _budgets_need_omnisift(self) -> Settings:
+        for name, value, default in (
+            ("video_budget", self.video_budget, "fixed"),
+            ("compression_profile", self.compression_profile, "paper"),
+        ):
+            if value != default and self.compression_method != "omnisift":
+                raise ValueError(
+                    f"{name} {value!r} needs compression_method 'omnisift' (got {self.compression_method!r})"
+                )
+        if self.video_budget != "fixed" and self.compression_profile == "monitoring":
+            raise ValueError("the monitoring profile has its own video budget; leave video_budget 'fixed'")
         return self
 
     @classmethod
@@ -214,6 +223,10 @@ class Settings(BaseSettings):
         if self.video_budget == "fixed":
             return None
         return NoveltyBudget(self.activity_config().change, self.novelty_still_keep)
+
+    def monitoring_budget(self) -> MonitoringBudget | None:
+        """Change-first video and salience-first audio, for the monitoring profile."""
+        return MonitoringBudget() if self.compression_profile == "monitoring" else None
 
     def planner_config(self) -> PlannerConfig:
         return PlannerConfig(token_budget=self.token_budget, activity=self.activity_config())

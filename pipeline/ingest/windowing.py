@@ -78,6 +78,7 @@ class ClipAssembler:
         self.live = live  # live audio may be re-placed earlier when its clock moves; file audio only continues
         self._open: dict[int, _Window] = {}  # by start_ms
         self._closed_until_ms = -math.inf  # end of the last clip handed out; older media is late and dropped
+        self._tail: tuple[int, np.ndarray] | None = None  # (end_ms, last frame) of the last clip handed out
         self._last_video: float | None = None
         self.video_until = -math.inf  # wall time (epoch s) of the newest frame
         self.audio_until = -math.inf  # wall time just after the newest audio sample
@@ -199,6 +200,8 @@ class ClipAssembler:
         self._closed_until_ms = max(self._closed_until_ms, start_ms + self.clip_ms)
         if not window.count:
             return None  # no video in this window: it is part of a gap, not a clip
+        lead_in = self._tail[1] if self._tail is not None and self._tail[0] == start_ms else None
+        self._tail = (start_ms + self.clip_ms, window.frames[window.count - 1].copy())
         return ClipWindow(
             camera_id=self.camera_id,
             start=wall_datetime(start_ms),
@@ -210,6 +213,7 @@ class ClipAssembler:
             sample_rate=SAMPLE_RATE,
             has_audio=self.has_audio,
             source_pts=np.asarray(window.pts, np.float64),
+            lead_in=lead_in,
         )
 
 

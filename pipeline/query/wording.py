@@ -68,12 +68,16 @@ def describe_span(start: datetime, end: datetime, tz: ZoneInfo) -> str:
 
 
 def describe_event(event: Event, tz: ZoneInfo | None = None, config: ActivityConfig | None = None) -> str:
-    """'lobby: activity from 14:03:02 to 14:03:08 UTC on 2026-03-14 (strong motion, loud sound).'"""
+    """'lobby: activity from 14:03:02 to 14:03:08 UTC on 2026-03-14 (strong motion, loud sound, speech).'
+
+    The words name what triggered the event; an event without motion says so."""
     config = config or ActivityConfig()
     words = [motion_words(event.activity, config)]
     sound = sound_words(event.audio_salience, config)
-    if sound:
+    if sound and "sound" in event.triggers:
         words.append(sound)
+    if "speech" in event.triggers:
+        words.append("speech")
     span = describe_span(event.start, event.end, tz or ZoneInfo("UTC"))
     return f"{event.camera_id}: activity from {span} ({', '.join(words)})."
 

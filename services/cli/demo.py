@@ -143,11 +143,12 @@ def _ingest(steps: Steps, client: Client, footage: Footage, camera: str) -> None
 
 
 def _event_timeline(steps: Steps, client: Client, footage: Footage, camera: str):
-    steps.start("the event timeline the service built at ingest (motion and sound per 2-second chunk)")
+    steps.start("the event timeline the service built at ingest (motion, sound and speech per 2-second chunk)")
     end = footage.start + timedelta(seconds=footage.duration_s)
     found = client.events(camera, footage.start, end)
     for event in found:
-        words = f"activity {event.activity:.2f}, audio salience {event.audio_salience:.2f}"
+        scores = f"activity {event.activity:.2f}, audio salience {event.audio_salience:.2f}, speech {event.speech:.2f}"
+        words = f"{' + '.join(event.triggers)}: {scores}"
         typer.echo(f"        {event.start:%H:%M:%S}-{event.end:%H:%M:%S}  {words}")
     if not found:
         typer.echo("        no events: nothing moved or sounded")

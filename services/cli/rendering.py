@@ -69,12 +69,13 @@ def usage_line(answer_source: str, usage: dict, latency_ms: float) -> str:
 def print_events(found: list[schemas.Event]) -> None:
     utc = ZoneInfo("UTC")
     table = _table(f"{_count(len(found), 'event')} (times in UTC)")
-    for name in ("camera", "start", "end", "activity", "audio salience", "clips"):
-        table.add_column(name, justify="left" if name in ("camera", "start", "end") else "right")
+    for name in ("camera", "start", "end", "triggers", "activity", "audio salience", "speech", "clips"):
+        table.add_column(name, justify="left" if name in ("camera", "start", "end", "triggers") else "right")
     for e in found:
         same_day = e.start.date() == e.end.astimezone(utc).date()
         row = (e.camera_id, _clock(e.start, utc), _clock(e.end, utc, not same_day))
-        table.add_row(*row, f"{e.activity:.3f}", f"{e.audio_salience:.3f}", str(len(e.clip_ids)))
+        scores = (f"{e.activity:.3f}", f"{e.audio_salience:.3f}", f"{e.speech:.3f}")
+        table.add_row(*row, ", ".join(e.triggers), *scores, str(len(e.clip_ids)))
     _console().print(table)
 
 

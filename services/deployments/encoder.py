@@ -57,15 +57,14 @@ class EncoderCompressor:
 
     def _process(self, clips: Sequence[ClipWindow], traces: Sequence[Mapping[str, str]]) -> list[ClipSummary]:
         with continued(traces[0]), tracer.start_as_current_span("encode", attributes={"clips": len(clips)}):
-            tokens = encode_windows(self.encoder, clips, self.compressor)
+            floors = [self._noise_floor(clip) for clip in clips]
+            encoded = encode_windows(self.encoder, clips, self.compressor, floors, self.activity)
         with continued(traces[0]), tracer.start_as_current_span("compress", attributes={"clips": len(clips)}):
-            compressions = self.compressor.compress_batch(tokens)
+            compressions = self.compressor.compress_batch([e.tokens for e in encoded])
         summaries = []
-        for clip, compression, carrier in zip(clips, compressions, traces, strict=True):
+        for clip, window, compression, carrier in zip(clips, encoded, compressions, traces, strict=True):
             with continued(carrier), tracer.start_as_current_span("store", attributes={"clip_id": clip.clip_id}):
-                previous = self.store.previous_meta(clip.camera_id, clip.start)
-                floor = None if previous is None else previous.noise_floor_dbfs
-                record = record_for_window(clip, compression, self.fingerprint, self.activity, floor)
+                record = record_for_window(clip, compression, self.fingerprint, window.measures, self.activity)
                 stored = self.store.put(record)
             summaries.append(
                 ClipSummary(
@@ -77,3 +76,8 @@ class EncoderCompressor:
                 )
             )
         return summaries
+
+    def _noise_floor(self, clip: ClipWindow) -> float | None:
+        """The audio noise floor the camera's previous stored clip left (None: no history)."""
+        previous = self.store.previous_meta(clip.camera_id, clip.start)
+        return None if previous is None else previous.noise_floor_dbfs

@@ -230,6 +230,7 @@ class Gateway:
             audio_tokens_source=meta.source_counts[1],
             activity=list(meta.scores.activity),
             audio_salience=list(meta.scores.audio_salience),
+            speech=list(meta.scores.speech),
             has_audio=meta.has_audio,
             stored_bytes=meta.stored_bytes,
             fingerprint=meta.fingerprint,

@@ -174,8 +174,10 @@ class Event(Strict):
     camera_id: str
     start: UtcTime
     end: UtcTime
-    activity: float
-    audio_salience: float
+    activity: float = Field(description="peak share of video cells that changed")
+    audio_salience: float = Field(description="peak sound salience above the camera's room tone")
+    speech: float = Field(description="peak voice-activity probability")
+    triggers: list[Literal["motion", "sound", "speech"]] = Field(description="what made the event's chunks active")
     clip_ids: list[str]
 
 
@@ -190,6 +192,7 @@ class Clip(Strict):
     audio_tokens_source: int
     activity: list[float]
     audio_salience: list[float]
+    speech: list[float] = Field(description="per chunk voice-activity probability; empty when not measured")
     has_audio: bool
     stored_bytes: int
     fingerprint: str

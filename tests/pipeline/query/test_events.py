@@ -27,14 +27,25 @@ def test_adjacent_active_chunks_merge_into_events_across_clip_boundaries():
         meta_at("lobby", 20),  # quiet
         meta_at("lobby", 40, salience=(0.5, 0, 0, 0, 0)),  # after a gap
         meta_at("garage", 10, activity=(0, 0.01, 0, 0, 0)),  # below active_share
+        meta_at("garage", 20, speech=(0, 0, 0.4, 0.9, 0), salience=(0, 0, 0, 0.2, 0)),  # speech below room tone's 1/3
     ]
     events = build_events(reversed(clips), CONFIG)
     assert events == [
-        Event("lobby", at(6), at(12), 0.3, 0.0, (clips[0].clip_id, clips[1].clip_id)),
-        Event("lobby", at(14), at(16), 0.0, 0.9, (clips[1].clip_id,)),
-        Event("lobby", at(40), at(42), 0.0, 0.5, (clips[3].clip_id,)),
+        Event("lobby", at(6), at(12), 0.3, 0.0, 0.0, ("motion",), (clips[0].clip_id, clips[1].clip_id)),
+        Event("lobby", at(14), at(16), 0.0, 0.9, 0.0, ("sound",), (clips[1].clip_id,)),
+        Event("garage", at(26), at(28), 0.0, 0.2, 0.9, ("speech",), (clips[5].clip_id,)),
+        Event("lobby", at(40), at(42), 0.0, 0.5, 0.0, ("sound",), (clips[3].clip_id,)),
     ]
     assert events[0].to_json()["start"] == "2026-03-14T14:00:06Z"
+    assert events[0].to_json()["triggers"] == ["motion"]
+    assert describe_event(events[2]).endswith("(no visible motion, speech).")
+
+
+def test_an_event_names_every_trigger_of_its_chunks():
+    clip = meta_at("lobby", 0, activity=(0.3, 0, 0, 0, 0), salience=(0, 0.8, 0, 0, 0), speech=(0, 0.95, 0, 0, 0))
+    [event] = build_events([clip], CONFIG)
+    assert event.triggers == ("motion", "sound", "speech")
+    assert describe_event(event).endswith("(strong motion, loud sound, speech).")
 
 
 def test_a_gap_between_clips_splits_events_unless_merge_gap_allows_it():

@@ -15,7 +15,7 @@ def at(seconds: float):
 
 
 def test_event_sentences_give_utc_and_camera_local_times():
-    event = Event("lobby", at(182), at(188.4), 0.3, 0.8, ("lobby@1",))
+    event = Event("lobby", at(182), at(188.4), 0.3, 0.8, 0.0, ("motion", "sound"), ("lobby@1",))
     assert describe_event(event) == (
         "lobby: activity from 14:03:02 to 14:03:08 UTC on 2026-03-14 (strong motion, loud sound)."
     )
@@ -33,7 +33,7 @@ def test_event_sentences_give_utc_and_camera_local_times():
 
 
 def test_timeline_answer_names_events_quiet_cameras_and_missing_footage():
-    event = Event("lobby", at(2), at(6), 0.03, 0.0, ("lobby@1",))
+    event = Event("lobby", at(2), at(6), 0.03, 0.0, 0.0, ("motion",), ("lobby@1",))
     text = describe_timeline(
         [event], at(0), at(600), {"lobby": 60, "garage": 60, "yard": 0}, {"garage": ZoneInfo("Asia/Tokyo")}
     )
