@@ -23,7 +23,7 @@ def test_event_sentences_give_utc_and_camera_local_times():
         "lobby: activity from 15:03:02 to 15:03:08 Europe/Berlin on 2026-03-14, 14:03:02 to 14:03:08 UTC "
         "(strong motion, loud sound)."
     )
-    tokyo = describe_event(Event("lobby", at(32400), at(32410), 0.3, 0.0, ()), ZoneInfo("Asia/Tokyo"))
+    tokyo = describe_event(Event("lobby", at(32400), at(32410), 0.3, 0.0, 0.0, ("motion",), ()), ZoneInfo("Asia/Tokyo"))
     assert "08:00:00 to 08:00:10 Asia/Tokyo on 2026-03-15, 23:00:00 to 23:00:10 UTC on 2026-03-14" in tokyo
     late = Event(
         "lobby", T0.replace(hour=23, minute=59, second=58), T0.replace(hour=23) + timedelta(hours=1), 0.05, 0, ()
