@@ -26,7 +26,14 @@ def test_event_sentences_give_utc_and_camera_local_times():
     tokyo = describe_event(Event("lobby", at(32400), at(32410), 0.3, 0.0, 0.0, ("motion",), ()), ZoneInfo("Asia/Tokyo"))
     assert "08:00:00 to 08:00:10 Asia/Tokyo on 2026-03-15, 23:00:00 to 23:00:10 UTC on 2026-03-14" in tokyo
     late = Event(
-        "lobby", T0.replace(hour=23, minute=59, second=58), T0.replace(hour=23) + timedelta(hours=1), 0.05, 0, ()
+        "lobby",
+        T0.replace(hour=23, minute=59, second=58),
+        T0.replace(hour=23) + timedelta(hours=1),
+        0.05,
+        0,
+        0,
+        ("motion",),
+        (),
     )
     assert "2026-03-14 23:59:58 to 2026-03-15 00:00:00 UTC" in describe_event(late)
     assert "(motion)" in describe_event(late)
