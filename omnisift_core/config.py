@@ -1,8 +1,9 @@
 """The method's settings as plain frozen dataclasses, torch-free so configuration loads without torch.
 
 RemovalRatios and PRESETS are the paper's operating points; FrameLimits bound a frame's pixels; ChangeTest
-is the one definition of "this chunk changed", shared by the novelty budget, the event timeline and the
-query planner (docs/architecture.md, "Activity"); NoveltyBudget makes the video budget follow it;
+says when a chunk changed: its `active_share` is shared by the event timeline and the query planner, its
+`change_threshold` (on embeddings) by the novelty budget (docs/architecture.md, "Activity"); NoveltyBudget
+makes the video budget follow it;
 MonitoringBudget spends the clip's tokens on what changed and what sounded (docs/architecture.md,
 "The monitoring profile").
 """

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     token_budget: int = Field(16_384, ge=256)
     max_new_tokens: int = Field(256, ge=1, le=4096)
     default_query_minutes: float = Field(60.0, gt=0)
-    change_threshold: float = Field(0.1, gt=0, lt=2)  # 1 - cos above which a video cell counts as changed
+    change_threshold: float = Field(0.1, gt=0, lt=2)  # novelty budget: 1 - cos above which a cell changed
 
     # service
     host: str = "127.0.0.1"
