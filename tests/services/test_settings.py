@@ -10,7 +10,7 @@ import yaml
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from omnisift_core.config import ChangeTest, NoveltyBudget
+from omnisift_core.config import ChangeTest, MonitoringBudget, NoveltyBudget
 from omnisift_core.errors import InvalidConfig
 from pipeline.errors import ForbiddenSource
 from services.app import app_builder
@@ -99,6 +99,19 @@ def test_the_novelty_video_budget_reaches_the_compressor_and_is_omnisift_only():
     assert model_setup(Settings()).compressor.novelty is None
     with pytest.raises(ValidationError, match="needs compression_method 'omnisift'"):
         Settings(video_budget="novelty", compression_method="omnizip")
+
+
+def test_the_monitoring_profile_reaches_the_compressor_and_changes_the_store_fingerprint(monkeypatch):
+    monkeypatch.setenv("OMNISIFT_COMPRESSION_PROFILE", "monitoring")
+    monitoring = model_setup(Settings())
+    assert monitoring.compressor.monitoring == MonitoringBudget()
+    monkeypatch.delenv("OMNISIFT_COMPRESSION_PROFILE")
+    paper = model_setup(Settings())
+    assert paper.compressor.monitoring is None and paper.fingerprint != monitoring.fingerprint
+    with pytest.raises(ValidationError, match="compression_profile 'monitoring' needs compression_method 'omnisift'"):
+        Settings(compression_profile="monitoring", compression_method="dycoke")
+    with pytest.raises(ValidationError, match="its own video budget"):
+        Settings(compression_profile="monitoring", video_budget="novelty")
 
 
 def test_a_cluster_service_needs_a_shared_store_and_a_shared_secret_key(tmp_path):
