@@ -22,6 +22,7 @@ from omnisift_core.layout import SECONDS_PER_CHUNK
 from omnisift_core.stvp import change_share
 from pipeline.activity import ActivityConfig
 from pipeline.clips import SAMPLE_RATE, ClipWindow
+from pipeline.ingest.stills import clip_still
 from pipeline.records import ChunkScores, ClipRecord, chunk_count
 
 SILENCE_DBFS = -120.0
@@ -147,4 +148,7 @@ def record_for_window(
         scores=score_clip(compression, window.start, window.end, waveform, window.sample_rate, config, used),
         has_audio=window.has_audio,
         noise_floor_dbfs=after,
+        video_scores=compression.video_scores[compression.video_keep],
+        audio_scores=compression.audio_scores[compression.audio_keep],
+        still=clip_still(window, compression),
     )

@@ -1,0 +1,60 @@
+"""A clip's still: the frame of its window that changed most, as a small JPEG (FFmpeg's mjpeg through PyAV).
+
+The still shows one merged-grid frame, so the console can draw that frame's kept cells over it
+(docs/architecture.md, "Console").
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import torch
+
+from omnisift_core.compressor import Compression
+from pipeline.clips import ClipWindow
+from pipeline.records import ClipStill, StillInfo
+
+MAX_WIDTH = 320  # pixels; the height follows the frame's aspect ratio
+JPEG_QUALITY = {"qmin": "2", "qmax": "6"}  # mjpeg quantiser bounds: small files that still show faces and cars
+
+
+def still_frame(compression: Compression) -> int:
+    """The merged-grid frame whose temporally scored cells changed most on average (a frame judged against
+    the one before it); the middle frame when no frame was (a still scene's every frame looks alike)."""
+    grid = compression.kept.grid
+    scores = compression.video_scores.float().view(grid.frames, grid.tokens_per_frame)  # (F, R*C)
+    temporal = compression.video_temporal.view(grid.frames, grid.tokens_per_frame)
+    counts = temporal.sum(dim=1)  # (F,)
+    if not bool(counts.any()):
+        return grid.frames // 2
+    mean = (scores * temporal).sum(dim=1) / counts.clamp(min=1)
+    return int(torch.where(counts > 0, mean, torch.full_like(mean, -torch.inf)).argmax())
+
+
+def clip_still(window: ClipWindow, compression: Compression, max_width: int = MAX_WIDTH) -> ClipStill | None:
+    """The still of a compressed clip window; None when it has no video."""
+    grid = compression.kept.grid
+    if len(window.frames) == 0 or grid.num_tokens == 0 or len(compression.video_scores) != grid.num_tokens:
+        return None
+    frame = still_frame(compression)
+    offset_s = frame * window.clip_seconds / grid.frames
+    nearest = int(np.abs(window.frame_times - offset_s).argmin())
+    jpeg, width, height = encode_jpeg(window.frames[nearest], max_width)
+    return ClipStill(StillInfo(frame, round(offset_s, 4), width, height), jpeg)
+
+
+def encode_jpeg(rgb: np.ndarray, max_width: int = MAX_WIDTH) -> tuple[bytes, int, int]:
+    """(H, W, 3) uint8 RGB -> JPEG bytes at most `max_width` wide (even sizes, for 4:2:0), width, height."""
+    height, width = rgb.shape[:2]
+    out_w = max(2, min(max_width, width) // 2 * 2)
+    out_h = max(2, round(height * out_w / width / 2) * 2)
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    frame = frame.reformat(width=out_w, height=out_h, format="yuvj420p")
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt = out_w, out_h, "yuvj420p"
+    codec.time_base = Fraction(1, 1)
+    codec.options = JPEG_QUALITY
+    packets = [*codec.encode(frame), *codec.encode(None)]
+    return b"".join(bytes(p) for p in packets), out_w, out_h
