@@ -100,4 +100,3 @@ def token_detail_out(detail: TokenDetail) -> schemas.TokenDetail:
 
 def _list(values: tuple | None) -> list | None:
     return None if values is None else list(values)
-
