@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.http import schemas
@@ -21,8 +23,8 @@ async def cameras(backend: Backend = Depends(get_backend)) -> list[schemas.Camer
 @router.get("/clips", response_model=list[schemas.ClipSummary])
 async def clip_list(
     camera_id: CameraId,
-    start: schemas.QueryTime = Query(),
-    end: schemas.QueryTime = Query(),
+    start: Annotated[schemas.QueryTime, Query()],
+    end: Annotated[schemas.QueryTime, Query()],
     backend: Backend = Depends(get_backend),
 ) -> list[schemas.ClipSummary]:
     """The camera's clips overlapping [start, end) (at most 24 h), oldest first."""
