@@ -73,7 +73,15 @@ function zoneOf(cameraId) {
   return camera ? camera.timezone : "UTC";
 }
 function fmt(ms, zone, { date = false, seconds = true } = {}) {
-  return formatter(zone, date, seconds).format(new Date(ms));
+  const parts = Object.fromEntries(
+    formatter(zone, date, seconds).formatToParts(new Date(ms)).map((part) => [part.type, part.value]));
+  const time = [parts.hour, parts.minute, seconds ? parts.second : null].filter((p) => p != null).join(":");
+  return date ? `${parts.year}-${parts.month}-${parts.day} ${time}` : time;
+}
+function fmtDuration(seconds) {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
 }
 function fmtRange(startMs, endMs, zone) {
   return `${fmt(startMs, zone, { date: true })} – ${fmt(endMs, zone)} ${zone}`;
@@ -96,6 +104,18 @@ async function refreshCameras() {
   if (!state.selected && cameras.length) selectCamera(cameras[0].camera_id);
 }
 
+// Polling redraws the camera table and the timeline every few seconds: whatever had the focus gets it back, so
+// a keyboard user (or a click in progress) is not thrown out of the list.
+function keepingFocus(container, redraw) {
+  const active = document.activeElement;
+  const key = active && container.contains(active) ? active.dataset.key : null;
+  redraw();
+  if (key) {
+    const again = [...container.querySelectorAll("[data-key]")].find((el) => el.dataset.key === key);
+    if (again) again.focus();
+  }
+}
+
 function cell(row, text, className) {
   const td = row.insertCell();
   td.textContent = text;
@@ -103,7 +123,15 @@ function cell(row, text, className) {
   return td;
 }
 
+let camerasDrawn = "";
 function renderCameras() {
+  const drawn = JSON.stringify([state.cameras, state.statuses, state.selected]);
+  if (drawn === camerasDrawn) return; // nothing changed: leave the rows (and a click on them) alone
+  camerasDrawn = drawn;
+  keepingFocus($("cameras"), drawCameras);
+}
+
+function drawCameras() {
   const body = $("cameras").tBodies[0];
   body.replaceChildren();
   $("no-cameras").hidden = state.cameras.length > 0;
@@ -118,11 +146,12 @@ function renderCameras() {
     select.textContent = camera.camera_id;
     select.setAttribute("aria-pressed", String(camera.camera_id === state.selected));
     select.setAttribute("aria-label", `Show the timeline of ${camera.camera_id}`);
+    select.dataset.key = `select:${camera.camera_id}`;
     select.addEventListener("click", () => selectCamera(camera.camera_id));
     row.insertCell().append(select);
     const current = status ? status.state : camera.streaming ? "unassigned" : "stored";
     cell(row, current, `state-${current}`);
-    cell(row, status && status.lag_s != null ? `${status.lag_s.toFixed(1)} s` : "–");
+    cell(row, status && status.lag_s != null ? fmtDuration(status.lag_s) : "–");
     cell(row, status ? String(status.reconnects) : "–");
     cell(row, String(camera.clips));
     const gaps = status ? status.gaps : [];
@@ -134,6 +163,7 @@ function renderCameras() {
       remove.type = "button";
       remove.textContent = "Remove";
       remove.setAttribute("aria-label", `Remove camera ${camera.camera_id} (its stored clips stay)`);
+      remove.dataset.key = `remove:${camera.camera_id}`;
       remove.addEventListener("click", () => removeCamera(camera.camera_id));
       actions.append(remove);
     }
@@ -242,6 +272,7 @@ function setView(start, end, follow = false) {
   state.follow = follow;
   const zone = zoneOf(state.selected);
   $("timeline-range").textContent = fmtRange(state.view.start, state.view.end, zone);
+  $("timeline-range").dataset.span = String(span / 1000);
   renderTimeline();
   scheduleLoad();
 }
@@ -295,7 +326,7 @@ function renderTimeline() {
     }));
 
   const events = $("events");
-  events.replaceChildren(...state.events.map((e, i) => {
+  keepingFocus(events, () => events.replaceChildren(...state.events.map((e) => {
     const button = document.createElement("button");
     button.type = "button";
     const start = ms(e.start), end = ms(e.end);
@@ -308,10 +339,10 @@ function renderTimeline() {
     const left = xOf(start, width);
     button.style.left = `${left}px`;
     button.style.width = `${Math.max(xOf(end, width) - left, 6)}px`;
-    button.dataset.index = String(i);
+    button.dataset.key = `${e.start}/${e.end}`;
     button.addEventListener("click", () => showEvent(e));
     return button;
-  }));
+  })));
   drawAxis(width, zone);
 }
 
@@ -455,8 +486,8 @@ async function loadStill(clip) {
   if (!response.ok) throw await failure(response);
   state.stillUrl = URL.createObjectURL(await response.blob());
   await new Promise((resolve) => { img.onload = resolve; img.onerror = resolve; img.src = state.stillUrl; });
-  img.alt = `Still of ${clip.camera_id} at ${fmt(ms(clip.start) + clip.still.offset_s * 1000, zoneOf(clip.camera_id))}` +
-    ", kept video cells outlined";
+  const shown = fmt(ms(clip.start) + clip.still.offset_s * 1000, zoneOf(clip.camera_id));
+  img.alt = `Still of ${clip.camera_id} at ${shown}, kept video cells outlined`;
 }
 
 function normalise(values) {
