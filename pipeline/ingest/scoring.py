@@ -150,5 +150,5 @@ def record_for_window(
         noise_floor_dbfs=after,
         video_scores=compression.video_scores[compression.video_keep],
         audio_scores=compression.audio_scores[compression.audio_keep],
-        still=clip_still(window, compression),
+        still=clip_still(window, compression, config.change.change_threshold),
     )

@@ -1,4 +1,4 @@
-"""A clip's still: the frame of its window that changed most, as a small JPEG (FFmpeg's mjpeg through PyAV).
+"""A clip's still: the frame of its window where most changed, as a small JPEG (FFmpeg's mjpeg through PyAV).
 
 The still shows one merged-grid frame, so the console can draw that frame's kept cells over it
 (docs/architecture.md, "Console").
@@ -10,7 +10,6 @@ from fractions import Fraction
 
 import av
 import numpy as np
-import torch
 
 from omnisift_core.compressor import Compression
 from pipeline.clips import ClipWindow
@@ -20,25 +19,24 @@ MAX_WIDTH = 320  # pixels; the height follows the frame's aspect ratio
 JPEG_QUALITY = {"qmin": "2", "qmax": "6"}  # mjpeg quantiser bounds: small files that still show faces and cars
 
 
-def still_frame(compression: Compression) -> int:
-    """The merged-grid frame whose temporally scored cells changed most on average (a frame judged against
-    the one before it); the middle frame when no frame was (a still scene's every frame looks alike)."""
+def still_frame(compression: Compression, change_threshold: float) -> int:
+    """The merged-grid frame with the most cells changed by more than `change_threshold` against the frame
+    before it (the activity test's per-cell rule); the middle frame when none changed (a still scene)."""
     grid = compression.kept.grid
     scores = compression.video_scores.float().view(grid.frames, grid.tokens_per_frame)  # (F, R*C)
     temporal = compression.video_temporal.view(grid.frames, grid.tokens_per_frame)
-    counts = temporal.sum(dim=1)  # (F,)
-    if not bool(counts.any()):
-        return grid.frames // 2
-    mean = (scores * temporal).sum(dim=1) / counts.clamp(min=1)
-    return int(torch.where(counts > 0, mean, torch.full_like(mean, -torch.inf)).argmax())
+    changed = ((scores > change_threshold) & temporal).sum(dim=1)  # (F,)
+    return int(changed.argmax()) if bool(changed.any()) else grid.frames // 2
 
 
-def clip_still(window: ClipWindow, compression: Compression, max_width: int = MAX_WIDTH) -> ClipStill | None:
+def clip_still(
+    window: ClipWindow, compression: Compression, change_threshold: float, max_width: int = MAX_WIDTH
+) -> ClipStill | None:
     """The still of a compressed clip window; None when it has no video."""
     grid = compression.kept.grid
     if len(window.frames) == 0 or grid.num_tokens == 0 or len(compression.video_scores) != grid.num_tokens:
         return None
-    frame = still_frame(compression)
+    frame = still_frame(compression, change_threshold)
     offset_s = frame * window.clip_seconds / grid.frames
     nearest = int(np.abs(window.frame_times - offset_s).argmin())
     jpeg, width, height = encode_jpeg(window.frames[nearest], max_width)

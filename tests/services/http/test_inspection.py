@@ -16,6 +16,7 @@ from PIL import Image
 from omnisift_core.compressor import Compression
 from pipeline.clips import ClipWindow
 from pipeline.ingest.scoring import record_for_window
+from pipeline.ingest.stills import clip_still, encode_jpeg, still_frame
 from pipeline.records import ClipRecord
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings, RetentionPolicy
@@ -127,9 +128,15 @@ def test_the_still_is_a_small_jpeg_of_the_frame_that_changed(api):
     assert len(response.content) < 16_000
 
 
-def test_a_wide_frame_is_scaled_to_320_pixels():
-    from pipeline.ingest.stills import encode_jpeg
+def test_a_still_scene_shows_its_middle_frame_and_a_clip_without_video_has_no_still():
+    quiet = COMPRESSOR.compress(scene_clip())
+    assert still_frame(quiet, 0.1) == 5
+    window = window_at(0)
+    blind = ClipWindow(**{**window.__dict__, "frames": window.frames[:0], "frame_times": window.frame_times[:0]})
+    assert clip_still(blind, quiet, 0.1) is None
 
+
+def test_a_wide_frame_is_scaled_to_320_pixels():
     frame = np.zeros((720, 1280, 3), np.uint8)
     jpeg, width, height = encode_jpeg(frame)
     assert (width, height) == (320, 180) and Image.open(io.BytesIO(jpeg)).size == (320, 180)
