@@ -10,7 +10,8 @@ const TICKS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  cameras: [], statuses: {}, selected: null, view: null, follow: true, events: [], clips: [], gaps: [],
+  cameras: [], statuses: {}, selected: null, view: null, follow: true, events: [], clips: [], gaps: [], firings: [],
+  firingsServed: null, // GET /v1/firings (alerts): drawn when the service has it, else never asked again
   evidence: [], selectedEvent: null, clip: null, stillUrl: null, loading: 0, dragging: null,
 };
 
@@ -296,13 +297,29 @@ async function loadTimeline() {
   const camera = state.selected;
   const range = { camera_id: camera, start: iso(Math.max(state.view.start, 0)), end: iso(state.view.end) };
   try {
-    const [events, clips] = await Promise.all([api(`/v1/events?${query(range)}`), api(`/v1/clips?${query(range)}`)]);
+    const [events, clips, firings] = await Promise.all([
+      api(`/v1/events?${query(range)}`), api(`/v1/clips?${query(range)}`), loadFirings(range)]);
     if (camera !== state.selected) return;
     state.events = events;
     state.clips = clips;
+    state.firings = firings;
     state.gaps = (state.statuses[camera] || { gaps: [] }).gaps;
     renderTimeline();
   } catch (error) { say(`Timeline: ${error.message}`, true); }
+}
+
+async function loadFirings(range) {
+  if (state.firingsServed === false) return [];
+  try {
+    const firings = await api(`/v1/firings?${query({ since: range.start })}`);
+    state.firingsServed = true;
+    $("firings-legend").hidden = false;
+    return firings.filter((f) => f.camera_id === range.camera_id && ms(f.start) < ms(range.end));
+  } catch (error) {
+    if (error.status !== 404 && error.status !== 405) throw error;
+    state.firingsServed = false; // a service without alerts
+    return [];
+  }
 }
 
 function xOf(t, width) { return ((t - state.view.start) / (state.view.end - state.view.start)) * width; }
@@ -341,6 +358,23 @@ function renderTimeline() {
     button.style.width = `${Math.max(xOf(end, width) - left, 6)}px`;
     button.dataset.key = `${e.start}/${e.end}`;
     button.addEventListener("click", () => showEvent(e));
+    return button;
+  })));
+  const firings = $("firings");
+  keepingFocus(firings, () => firings.replaceChildren(...state.firings.map((f) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "firing-mark";
+    button.setAttribute("role", "listitem");
+    const start = ms(f.start), end = ms(f.end);
+    button.setAttribute("aria-label", `Alert ${f.rule_name} (${f.severity}) ${fmtRange(start, end, zone)}`);
+    button.title = button.getAttribute("aria-label");
+    const left = xOf(start, width);
+    button.style.left = `${left}px`;
+    button.style.width = `${Math.max(xOf(end, width) - left, 6)}px`;
+    button.dataset.key = f.firing_id;
+    button.addEventListener("click", () => showClips(`Alert ${f.rule_name} on ${f.camera_id}`,
+      `${fmtRange(start, end, zone)} · ${f.severity}`, f.clip_ids));
     return button;
   })));
   drawAxis(width, zone);
@@ -423,13 +457,17 @@ function dragEnd() { state.dragging = null; }
 function showEvent(event) {
   state.selectedEvent = event;
   const zone = zoneOf(event.camera_id);
-  $("event-section").hidden = false;
-  $("event-title").textContent = `Event on ${event.camera_id}`;
-  $("event-summary").textContent = `${fmtRange(ms(event.start), ms(event.end), zone)} · activity ` +
-    `${event.activity.toFixed(3)} · sound ${event.audio_salience.toFixed(3)}`;
-  renderClipButtons(event.clip_ids);
+  showClips(`Event on ${event.camera_id}`, `${fmtRange(ms(event.start), ms(event.end), zone)} · activity ` +
+    `${event.activity.toFixed(3)} · sound ${event.audio_salience.toFixed(3)}`, event.clip_ids);
   renderTimeline();
-  if (event.clip_ids.length) showClip(event.clip_ids[0]);
+}
+
+function showClips(title, summary, clipIds) {
+  $("event-section").hidden = false;
+  $("event-title").textContent = title;
+  $("event-summary").textContent = summary;
+  renderClipButtons(clipIds);
+  if (clipIds.length) showClip(clipIds[0]);
 }
 
 function renderClipButtons(clipIds) {

@@ -98,6 +98,8 @@ def test_a_camera_added_from_a_file_shows_its_events(page: Page, media, screensh
     events = page.locator("#events .event-mark")
     expect(events.first).to_be_visible(timeout=WAIT_MS)
     assert "Europe/Berlin" in page.locator("#timeline-camera").inner_text()
+    expect(page.locator("#firings-legend")).to_be_hidden()  # this build has no alerts: nothing drawn, no error
+    assert "Timeline" not in page.locator("#status").inner_text()
     page.screenshot(path=screenshots / "console-events.png", full_page=True)
 
 
