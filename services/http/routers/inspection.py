@@ -34,5 +34,5 @@ async def clip_list(
 @router.get("/clips/{clip_id}/still", response_class=Response, responses=JPEG)
 async def clip_still(clip_id: ClipId, backend: Backend = Depends(get_backend)) -> Response:
     """The clip's still: one frame as a small JPEG (its kept cells: GET /v1/clips/{clip_id}?detail=tokens)."""
-    jpeg = await backend.clip_still(clip_id)
-    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    jpeg = await backend.clip_still(clip_id)  # no-cache: re-ingesting footage replaces a clip id's still
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-cache"})

@@ -209,7 +209,7 @@ def test_cameras_list_what_the_store_holds(api):
     assert yard["stored_bytes"] == api.store.usage(CAMERA).stored_bytes
 
 
-def test_retention_removes_a_clips_still_with_it(api, redis_servers):
+def test_retention_and_deletion_remove_a_clips_still_with_it(api):
     store = api.store
     store.set_camera(CameraSettings("gate", retention=RetentionPolicy(max_age=None, max_bytes=1)))
     first, second = (
@@ -225,6 +225,9 @@ def test_retention_removes_a_clips_still_with_it(api, redis_servers):
     assert response.status_code == 404 and response.json()["error"]["code"] == "clip_not_found"
     assert not store.client.exists(f"omnisift:{{gate}}:clip:{first.start_ms}")
     assert store.usage("gate").stored_bytes == store.meta(second.clip_id).stored_bytes
+    store.delete(second.clip_id)  # deleting a clip takes its still too
+    assert api.client.get(f"/v1/clips/{second.clip_id}/still").status_code == 404
+    assert store.usage("gate").stored_bytes == 0
     store.delete_camera("gate")
 
 
