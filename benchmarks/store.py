@@ -24,8 +24,7 @@ from omnisift_core.compressor import OmniSiftCompressor
 from omnisift_core.config import PRESETS, NoveltyBudget
 from omnisift_core.layout import VideoGrid
 from omnisift_core.tokens import build_clip_tokens
-from pipeline.records import ChunkScores
-from pipeline.records import ClipRecord
+from pipeline.records import ChunkScores, ClipRecord
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.codec import dequantize_int8, quantize_int8
 from pipeline.store.config import RetentionPolicy, StoreConfig

@@ -70,6 +70,10 @@ class ClipNotFound(StoreError, KeyError):
     """No record for the requested clip id (never stored, or evicted by retention)."""
 
 
+class StillNotFound(ClipNotFound):
+    """The clip is stored without a still (it had no video, or was stored before stills were made)."""
+
+
 class AlreadyExists(StoreError, ValueError):
     """A stream with this camera id is already configured."""
 

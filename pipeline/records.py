@@ -12,6 +12,8 @@ from pipeline.errors import InvalidRecord
 from pipeline.identifiers import check_camera_id, clip_id_of
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from omnisift_core.tokens import ClipTokens
 
 SCHEMA_VERSION = 1
@@ -66,6 +68,32 @@ class ChunkScores:
 
 
 @dataclass(frozen=True)
+class StillInfo:
+    """A clip's still: the merged-grid video frame it shows (so its kept cells can be drawn over it), that
+    frame's offset from the clip start, and the JPEG's size in pixels."""
+
+    frame: int
+    offset_s: float
+    width: int
+    height: int
+
+    def to_json(self) -> dict:
+        return {"frame": self.frame, "offset_s": self.offset_s, "width": self.width, "height": self.height}
+
+    @classmethod
+    def from_json(cls, data: dict) -> StillInfo:
+        return cls(int(data["frame"]), float(data["offset_s"]), int(data["width"]), int(data["height"]))
+
+
+@dataclass(frozen=True)
+class ClipStill:
+    """A small JPEG of one frame of the clip, stored with its record (docs/architecture.md, "Store schema")."""
+
+    info: StillInfo
+    jpeg: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ClipRecord:
     """One compressed clip as ingest hands it to the store: kept tokens (original positions) and their context."""
 
@@ -78,9 +106,18 @@ class ClipRecord:
     scores: ChunkScores
     has_audio: bool = True
     noise_floor_dbfs: float | None = None  # the camera's audio noise floor after this clip (None: unmeasured)
+    video_scores: Tensor | None = None  # (K_v,) the score the compressor ranked each kept video token by
+    audio_scores: Tensor | None = None  # (K_a,) the same for each kept audio token
+    still: ClipStill | None = None
 
     def __post_init__(self) -> None:
         check_camera_id(self.camera_id)
+        for name, scores, stream in (
+            ("video", self.video_scores, self.tokens.video),
+            ("audio", self.audio_scores, self.tokens.audio),
+        ):
+            if scores is not None and tuple(scores.shape) != (len(stream),):
+                raise InvalidRecord(f"{name} scores have shape {tuple(scores.shape)}, {len(stream)} tokens were kept")
         if to_ms(self.end) <= to_ms(self.start):
             raise InvalidRecord(f"clip end {self.end.isoformat()} is not after its start {self.start.isoformat()}")
         if not self.fingerprint:
@@ -132,6 +169,7 @@ class ClipMeta:
     has_audio: bool
     stored_bytes: int  # payload bytes of the record (embeddings, scales, positions, times, chunk ids, metadata)
     noise_floor_dbfs: float | None = None  # the camera's audio noise floor after this clip
+    still: StillInfo | None = None  # None: stored without a still (no video, or before stills were made)
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -186,6 +224,7 @@ class ClipMeta:
             "has_audio": self.has_audio,
             "stored_bytes": self.stored_bytes,
             "noise_floor_dbfs": self.noise_floor_dbfs,
+            "still": None if self.still is None else self.still.to_json(),
             **self.extra,
         }
 
@@ -194,8 +233,9 @@ class ClipMeta:
         known = {
             "schema", "clip_id", "camera_id", "start_ms", "end_ms", "fingerprint", "encoding", "hidden_size",
             "grid", "source_counts", "kept_counts", "activity", "audio_salience", "speech", "has_audio",
-            "stored_bytes", "noise_floor_dbfs",
+            "stored_bytes", "noise_floor_dbfs", "still",
         }  # fmt: skip
+        still = data.get("still")
         return cls(
             camera_id=data["camera_id"],
             start_ms=int(data["start_ms"]),
@@ -210,6 +250,7 @@ class ClipMeta:
             has_audio=bool(data["has_audio"]),
             stored_bytes=int(data["stored_bytes"]),
             noise_floor_dbfs=data.get("noise_floor_dbfs"),
+            still=None if still is None else StillInfo.from_json(still),
             schema=int(data["schema"]),
             extra={k: v for k, v in data.items() if k not in known},
         )

@@ -3,8 +3,8 @@
 
 Model-independent, and steady against what a still camera's picture does on its own: sensor noise (the
 threshold follows the frame's own noise level), slow lighting drift (a small frame-wide shift is removed
-before comparing) and compression artifacts (cells are compared as sub-block means, never single pixels). Colour counts: each RGB
-channel is compared, so a red coat on a grey wall of the same brightness is change.
+before comparing) and compression artifacts (cells are compared as sub-block means, never single pixels).
+Colour counts: each RGB channel is compared, so a red coat on a grey wall of the same brightness is change.
 A sudden frame-wide change (a light switched on, a scene cut) stays change.
 
 Each token frame (one temporal patch: `frames_per_token` sampled frames) is compared with the token frame
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.activity import MotionConfig
+
 
 def cell_change(
     frames: np.ndarray,

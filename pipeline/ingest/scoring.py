@@ -20,6 +20,7 @@ from omnisift_core.layout import AUDIO_TOKENS_PER_SECOND, SECONDS_PER_CHUNK
 from pipeline.activity import ActivityConfig
 from pipeline.clips import ClipWindow
 from pipeline.ingest.measures import WindowMeasures
+from pipeline.ingest.stills import clip_still
 from pipeline.records import ChunkScores, ClipRecord, chunk_count
 
 SPEECH_PERCENTILE = 90.0  # a chunk's speech: this percentile of its frames' probabilities
@@ -55,8 +56,8 @@ def record_for_window(
     measures: WindowMeasures,
     config: ActivityConfig | None = None,
 ) -> ClipRecord:
-    """What ingest stores for one compressed clip window: its kept tokens, chunk scores and the camera's
-    noise floor after it."""
+    """What ingest stores for one compressed clip window: its kept tokens with the scores they were ranked by,
+    chunk scores, the camera's noise floor after it, and a still of the frame where most changed."""
     config = config or ActivityConfig()
     return ClipRecord(
         camera_id=window.camera_id,
@@ -68,4 +69,7 @@ def record_for_window(
         scores=chunk_scores(measures, chunk_count(window.start, window.end), config),
         has_audio=window.has_audio,
         noise_floor_dbfs=None if measures.audio is None else measures.audio.floor_after_dbfs,
+        video_scores=compression.video_scores[compression.video_keep],
+        audio_scores=compression.audio_scores[compression.audio_keep],
+        still=clip_still(window, measures),
     )

@@ -12,7 +12,8 @@ camera lives in one slot and a clip's write is one MULTI/EXEC):
 A clip hash holds "meta" (ClipMeta JSON: times, fingerprint, encoding, grid, counts before/after,
 per-chunk activity and audio salience, schema), "size" (its payload bytes), and per modality (v, a)
 little-endian arrays: "<m>.emb" (N, D) float16 or int8, "<m>.scale" (N,) float32 for int8,
-"<m>.pos" (3, N) int32 TMRoPE positions, "<m>.time" (N,) float32 seconds, "<m>.chunk" (N,) int32.
+"<m>.pos" (3, N) int32 TMRoPE positions, "<m>.time" (N,) float32 seconds, "<m>.chunk" (N,) int32,
+"<m>.score" (N,) float32 compressor scores (absent in older records); "still": one JPEG (absent without video).
 Values are raw bytes and JSON; nothing is pickled.
 """
 
@@ -29,12 +30,13 @@ import redis
 import torch
 
 from omnisift_core.tokens import ClipTokens
-from pipeline.errors import ClipNotFound, FingerprintMismatch, InvalidRecord, StoreUnavailable
+from pipeline.errors import ClipNotFound, FingerprintMismatch, InvalidRecord, StillNotFound, StoreUnavailable
 from pipeline.identifiers import check_camera_id, parse_clip_id
-from pipeline.records import ClipMeta, ClipRecord, StoredClip, from_ms, to_ms
-from pipeline.store.codec import decode_meta, decode_stream, encode_record
+from pipeline.records import ClipMeta, ClipRecord, StillInfo, StoredClip, from_ms, to_ms
+from pipeline.store.codec import STILL_FIELD, decode_meta, decode_stream, encode_record
 from pipeline.store.config import CameraSettings, RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConnection, watched_transaction
+from pipeline.store.token_detail import DETAIL_FIELDS, TokenDetail, decode_token_detail
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +247,27 @@ class AnchorStore:
         if raw is None:
             raise ClipNotFound(f"clip {clip_id} is not stored (never ingested, or evicted by retention)")
         return decode_meta(raw)
+
+    def token_detail(self, clip_id: str) -> TokenDetail:
+        """What the clip kept, without its embeddings: any handle reads it (the gateway's too)."""
+        camera, start_ms = parse_clip_id(clip_id)
+        names = ("meta", *DETAIL_FIELDS)
+        values = self._run(lambda: self.client.hmget(self._clip_key(camera, start_ms), names), f"reading {clip_id}")
+        if values[0] is None:
+            raise ClipNotFound(f"clip {clip_id} is not stored (never ingested, or evicted by retention)")
+        return decode_token_detail(decode_meta(values[0]), dict(zip(DETAIL_FIELDS, values[1:], strict=True)))
+
+    def still(self, clip_id: str) -> tuple[StillInfo, bytes]:
+        """The clip's still (a JPEG) and where it comes from; StillNotFound when the clip was stored without one."""
+        camera, start_ms = parse_clip_id(clip_id)
+        key = self._clip_key(camera, start_ms)
+        raw_meta, jpeg = self._run(lambda: self.client.hmget(key, ("meta", STILL_FIELD)), f"reading {clip_id}")
+        if raw_meta is None:
+            raise ClipNotFound(f"clip {clip_id} is not stored (never ingested, or evicted by retention)")
+        meta = decode_meta(raw_meta)
+        if jpeg is None or meta.still is None:
+            raise StillNotFound(f"clip {clip_id} has no still: it had no video, or was stored before stills were made")
+        return meta.still, jpeg
 
     def clips(self, camera_id: str, start: datetime | None = None, end: datetime | None = None) -> list[ClipMeta]:
         """Metadata of the camera's clips overlapping [start, end), oldest first (two pipelined round trips)."""

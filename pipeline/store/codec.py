@@ -1,7 +1,8 @@
 """Clip records <-> Redis hash fields: raw little-endian arrays and JSON metadata, never pickle.
 
 Embeddings are float16, or int8 with a per-token float32 scale (half the bytes); positions int32 (3, N);
-times float32; chunk ids int32. The metadata holds the record's own stored size.
+times float32; chunk ids int32; the kept tokens' compressor scores float32 (records since token detail).
+A clip's still is one JPEG field. The metadata holds the record's own stored size, every field counted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipeline.records import SCHEMA_VERSION, ClipMeta, ClipRecord
 from pipeline.store.config import Encoding
 
 FLOAT16_MAX = 65504.0
+STILL_FIELD = "still"  # the clip's JPEG: a per-clip field of its own, apart from the token arrays
 NATIVE_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
@@ -104,6 +106,11 @@ def encode_record(record: ClipRecord, encoding: Encoding) -> tuple[ClipMeta, dic
     """The hash fields of one clip and the metadata they carry (stored_bytes counts every field)."""
     tokens = record.tokens
     fields = {**encode_stream(tokens.video, "v", encoding), **encode_stream(tokens.audio, "a", encoding)}
+    for prefix, scores in (("v", record.video_scores), ("a", record.audio_scores)):
+        if scores is not None:
+            fields[f"{prefix}.score"] = _bytes(scores.detach().to("cpu", torch.float32).numpy(), "<f4")
+    if record.still is not None:
+        fields[STILL_FIELD] = record.still.jpeg
     meta = ClipMeta(
         camera_id=record.camera_id,
         start_ms=record.start_ms,
@@ -118,6 +125,7 @@ def encode_record(record: ClipRecord, encoding: Encoding) -> tuple[ClipMeta, dic
         has_audio=record.has_audio,
         stored_bytes=0,
         noise_floor_dbfs=record.noise_floor_dbfs,
+        still=None if record.still is None else record.still.info,
     )
     binary = sum(len(v) for v in fields.values())
     size = binary

@@ -19,6 +19,7 @@ from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings, RetentionPolicy
 from pipeline.store.connection import connect
 from pipeline.store.registry import JobRecord, Registry, StreamRecord, utc_now_iso
+from services.deployments import inspection
 from services.deployments.queries import QueryEngine
 from services.deployments.uploads import UploadTransfer
 from services.errors import Conflict, NotAlive, NotReady
@@ -217,24 +218,20 @@ class Gateway:
     async def events(self, camera_id: str | None, start: datetime | None, end: datetime | None) -> list[schemas.Event]:
         return await asyncio.to_thread(self.queries.events, camera_id, start, end)
 
-    async def clip(self, clip_id: str) -> schemas.Clip:
-        meta = await asyncio.to_thread(self.store.meta, clip_id)
-        return schemas.Clip(
-            clip_id=meta.clip_id,
-            camera_id=meta.camera_id,
-            start=meta.start,
-            end=meta.end,
-            video_tokens_kept=meta.kept_counts[0],
-            audio_tokens_kept=meta.kept_counts[1],
-            video_tokens_source=meta.source_counts[0],
-            audio_tokens_source=meta.source_counts[1],
-            activity=list(meta.scores.activity),
-            audio_salience=list(meta.scores.audio_salience),
-            speech=list(meta.scores.speech),
-            has_audio=meta.has_audio,
-            stored_bytes=meta.stored_bytes,
-            fingerprint=meta.fingerprint,
-        )
+    async def clip(self, clip_id: str, detail: str | None = None) -> schemas.Clip:
+        if detail == "tokens":
+            found = await asyncio.to_thread(self.store.token_detail, clip_id)
+            return inspection.clip_out(found.meta, found)
+        return inspection.clip_out(await asyncio.to_thread(self.store.meta, clip_id))
+
+    async def clip_still(self, clip_id: str) -> bytes:
+        return (await asyncio.to_thread(self.store.still, clip_id))[1]
+
+    async def clip_list(self, camera_id: str, start: datetime, end: datetime) -> list[schemas.ClipSummary]:
+        return await asyncio.to_thread(inspection.clip_list, self.store, self.registry, camera_id, start, end)
+
+    async def cameras(self) -> list[schemas.Camera]:
+        return await asyncio.to_thread(inspection.cameras, self.store, self.registry)
 
     # store maintenance
 

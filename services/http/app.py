@@ -15,7 +15,7 @@ from services.http import schemas
 from services.http.admission import ApiKeyCheck, BodyLimit, BodySizeLimit, route_path
 from services.http.dependencies import Backend, api_key_scheme
 from services.http.errors import DOCUMENTED, install_error_handlers
-from services.http.routers import files, health, queries, store, streams
+from services.http.routers import console, files, health, inspection, queries, store, streams
 from services.settings import Settings
 
 ERRORS = {status: {"model": schemas.ErrorResponse} for status in DOCUMENTED}
@@ -33,14 +33,16 @@ def create_api(backend: Backend, settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Security(api_key_scheme)], responses=ERRORS)
-    for resource in (streams, files, queries, store):
+    for resource in (streams, files, queries, inspection, store):
         v1.include_router(resource.router)
     app.include_router(health.router)
     app.include_router(v1)
+    app.include_router(console.router)
     # The last added runs first: the key, then the body's size, then the routes.
     app.add_middleware(BodySizeLimit, limit_for=body_limits(settings))
     key = settings.api_key.get_secret_value() if settings.api_key else None
-    app.add_middleware(ApiKeyCheck, key=key, public=HEALTH | (docs_paths(app) if settings.public_docs else set()))
+    public = HEALTH | console.PUBLIC_PATHS | (docs_paths(app) if settings.public_docs else set())
+    app.add_middleware(ApiKeyCheck, key=key, public=public)
     return app
 
 

@@ -181,6 +181,45 @@ class Event(Strict):
     clip_ids: list[str]
 
 
+class Still(Strict):
+    frame: int = Field(description="the merged-grid video frame the JPEG shows")
+    offset_s: float = Field(description="that frame's offset from the clip start")
+    width: int
+    height: int
+
+
+class Grid(Strict):
+    frames: int
+    rows: int
+    cols: int
+
+
+class GridFrame(Strict):
+    frame: int
+    offset_s: float
+    time: UtcTime
+
+
+class KeptVideo(Strict):
+    cells: list[tuple[int, int, int]] = Field(description="kept cells as (frame, row, col) of the grid")
+    offsets_s: list[float] = Field(description="each kept cell's time, seconds from the clip start")
+    scores: list[float | None] | None = Field(description="the score each was ranked by; None: not stored")
+
+
+class KeptAudio(Strict):
+    indices: list[int] = Field(description="kept audio tokens' indices among the clip's (25 per second)")
+    offsets_s: list[float]
+    scores: list[float | None] | None
+
+
+class TokenDetail(Strict):
+    grid: Grid
+    frames: list[GridFrame]
+    video: KeptVideo
+    audio: KeptAudio
+    scores_known: bool = Field(description="false for clips stored before scores were kept")
+
+
 class Clip(Strict):
     clip_id: str
     camera_id: str
@@ -196,6 +235,31 @@ class Clip(Strict):
     has_audio: bool
     stored_bytes: int
     fingerprint: str
+    still: Still | None = Field(None, description="the clip's still (GET /v1/clips/{clip_id}/still); None: none")
+    tokens: TokenDetail | None = Field(None, description="what was kept, with detail=tokens")
+
+
+class Camera(Strict):
+    """A camera the store knows (configured or uploaded to) with what it holds."""
+
+    camera_id: str
+    timezone: str
+    streaming: bool = Field(description="configured as a stream (GET /v1/streams/{camera_id})")
+    clips: int
+    stored_bytes: int
+    oldest: UtcTime | None = Field(None, description="start of its oldest stored clip")
+    newest: UtcTime | None = Field(None, description="end of its newest stored clip")
+
+
+class ClipSummary(Strict):
+    clip_id: str
+    start: UtcTime
+    end: UtcTime
+    tokens_kept: int
+    tokens_source: int
+    activity: float = Field(description="the clip's highest chunk activity")
+    audio_salience: float = Field(description="the clip's highest chunk audio salience")
+    has_still: bool
 
 
 class Purged(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -41,8 +42,12 @@ async def events(
 
 
 @router.get("/clips/{clip_id}", response_model=schemas.Clip)
-async def clip(clip_id: ClipId, backend: Backend = Depends(get_backend)) -> schemas.Clip:
-    return await backend.clip(clip_id)
+async def clip(
+    clip_id: ClipId,
+    detail: Literal["tokens"] | None = Query(None, description="tokens: also what was kept (cells, indices, scores)"),
+    backend: Backend = Depends(get_backend),
+) -> schemas.Clip:
+    return await backend.clip(clip_id, detail)
 
 
 async def _sse(events: AsyncIterator[tuple[str, dict]]) -> AsyncIterator[str]:
