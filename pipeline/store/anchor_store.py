@@ -35,6 +35,7 @@ from pipeline.records import ClipMeta, ClipRecord, StoredClip, from_ms, to_ms
 from pipeline.store.codec import decode_meta, decode_stream, encode_record
 from pipeline.store.config import CameraSettings, RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConnection, watched_transaction
+from pipeline.store.tiering import OldTokens, Tiers, missing_tokens, thinned_level
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class AnchorStore:
         self.config = config or StoreConfig()
         self.where = where or _describe(client)
         self._namespace_checked = False
+        self.tiers = Tiers(self, self.config.tiers)
 
     @classmethod
     def open(
@@ -179,18 +181,24 @@ class AnchorStore:
                 claims.set(self._fingerprint_key, self.fingerprint, nx=True)  # re-claimed after a purge
                 claims.execute()
 
-            def replace(pipe, old: bytes | None) -> None:
+            def replace(pipe, seen: list[bytes | None]) -> None:
+                old = seen[0]
                 pipe.delete(key)
                 pipe.hset(key, mapping=fields)
                 pipe.zadd(index, {clip_id: record.start_ms})
                 pipe.zadd(stored_at, {clip_id: to_ms(self.clock())})
                 pipe.hincrby(usage, "bytes", meta.stored_bytes - int(old or 0))
                 pipe.hincrby(usage, "clips", 0 if old is not None else 1)
+                self.tiers.queue_put(pipe, meta, int(fields["tokens"]), OldTokens.read(seen[1], seen[2]))
 
-            old = watched_transaction(self.client, [key], lambda: self.client.hget(key, "size"), replace, clip_id)
-            return old is not None
+            def read() -> list[bytes | None]:
+                return self.client.hmget(key, "size", "tokens", "meta")
+
+            old = watched_transaction(self.client, [key], read, replace, clip_id)
+            return old[0] is not None
 
         replaced = self._run(write, f"writing clip {clip_id}")
+        self.tiers.settle(camera)  # thinning and the move to disk come before any eviction
         evicted = self.enforce_retention(camera)
         return PutResult(clip_id, meta.stored_bytes, replaced, tuple(evicted))
 
@@ -222,11 +230,16 @@ class AnchorStore:
                 if skip_missing:
                     continue
                 raise ClipNotFound(f"clip {clip_id} is not stored (never ingested, or evicted by retention)")
-            results.append(self._decode(fields, dtype))
+            meta = decode_meta(fields[b"meta"])
+            if thinned_level(meta) >= 2:
+                if skip_missing:
+                    continue
+                raise missing_tokens(meta)
+            results.append(self._decode(meta, {**fields, **self.tiers.tokens_of(fields, meta)}, dtype))
         return results
 
-    def _decode(self, fields: dict[bytes, bytes], dtype: torch.dtype) -> StoredClip:
-        meta = decode_meta(fields[b"meta"])
+    def _decode(self, meta: ClipMeta, fields: dict[bytes, bytes], dtype: torch.dtype) -> StoredClip:
+        """`fields` hold the token arrays, read from the hash or from the cold tier."""
         if meta.fingerprint != self.fingerprint:
             raise FingerprintMismatch(
                 f"clip {meta.clip_id} holds tokens from {meta.fingerprint!r}, this process uses {self.fingerprint!r}"
@@ -387,23 +400,26 @@ class AnchorStore:
         keys = [self._clip_key(camera_id, parse_clip_id(c)[1]) for c in clip_ids]
         index, usage, stored_at = (self._key(camera_id, k) for k in ("index", "usage", "stored"))
 
-        def sizes() -> list[bytes | None]:
+        def sizes() -> list[list[bytes | None]]:
             with self.client.pipeline(transaction=False) as read:  # after WATCH: still guarded
                 for key in keys:
-                    read.hget(key, "size")
+                    read.hmget(key, "size", "tokens", "meta")
                 return read.execute()
 
-        def remove(pipe, seen: list[bytes | None]) -> None:
+        def remove(pipe, seen: list[list[bytes | None]]) -> None:
             pipe.delete(*keys)
             pipe.zrem(index, *clip_ids)
             pipe.zrem(stored_at, *clip_ids)
-            pipe.hincrby(usage, "bytes", -sum(int(s) for s in seen if s is not None))
-            pipe.hincrby(usage, "clips", -sum(s is not None for s in seen))
+            pipe.hincrby(usage, "bytes", -sum(int(s[0]) for s in seen if s[0] is not None))
+            pipe.hincrby(usage, "clips", -sum(s[0] is not None for s in seen))
+            self.tiers.queue_evict(pipe, camera_id, clip_ids, [OldTokens.read(s[1], s[2]) for s in seen])
 
-        def evict() -> None:
-            watched_transaction(self.client, keys, sizes, remove, f"evicting {len(keys)} clip(s) of {camera_id}")
+        def evict() -> list[list[bytes | None]]:
+            return watched_transaction(self.client, keys, sizes, remove, f"evicting {len(keys)} clip(s) of {camera_id}")
 
-        self._run(evict, f"evicting {len(keys)} clip(s) of {camera_id}")
+        seen = self._run(evict, f"evicting {len(keys)} clip(s) of {camera_id}")
+        olds = [OldTokens.read(s[1], s[2]) for s in seen]
+        self.tiers.remove_dead_segments(camera_id, {o.location.segment for o in olds if o.location})
 
     def delete(self, clip_id: str) -> None:
         camera, _ = parse_clip_id(clip_id)
@@ -417,7 +433,9 @@ class AnchorStore:
         for start in range(0, len(members), 256):
             self._evict(camera_id, members[start : start + 256])
         leftovers = (index, self._key(camera_id, "usage"), self._key(camera_id, "stored"))
+        leftovers += tuple(self._key(camera_id, k) for k in ("hot", "thin", "segments"))
         self._run(lambda: self.client.delete(*leftovers), f"clearing {camera_id}")
+        self.tiers.forget_files(camera_id)
         return len(members)
 
     def delete_camera(self, camera_id: str) -> int:

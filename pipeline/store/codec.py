@@ -119,6 +119,7 @@ def encode_record(record: ClipRecord, encoding: Encoding) -> tuple[ClipMeta, dic
         stored_bytes=0,
         noise_floor_dbfs=record.noise_floor_dbfs,
     )
+    fields["tokens"] = str(sum(len(v) for v in fields.values())).encode()  # token bytes, wherever they later live
     binary = sum(len(v) for v in fields.values())
     size = binary
     for _ in range(4):  # the metadata holds its own size: iterate to the fixed point (two rounds in practice)
