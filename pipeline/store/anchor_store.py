@@ -175,7 +175,7 @@ class AnchorStore:
         key = self._clip_key(camera, record.start_ms)
         index, usage, stored_at = self._key(camera, "index"), self._key(camera, "usage"), self._key(camera, "stored")
 
-        def write() -> bool:
+        def write() -> list[bytes | None]:
             with self.client.pipeline(transaction=False) as claims:  # idempotent; other slots than the camera's
                 claims.sadd(self._cameras_key, camera)
                 claims.set(self._fingerprint_key, self.fingerprint, nx=True)  # re-claimed after a purge
@@ -194,10 +194,12 @@ class AnchorStore:
             def read() -> list[bytes | None]:
                 return self.client.hmget(key, "size", "tokens", "meta")
 
-            old = watched_transaction(self.client, [key], read, replace, clip_id)
-            return old[0] is not None
+            return watched_transaction(self.client, [key], read, replace, clip_id)
 
-        replaced = self._run(write, f"writing clip {clip_id}")
+        seen = self._run(write, f"writing clip {clip_id}")
+        replaced, old = seen[0] is not None, OldTokens.read(seen[1], seen[2])
+        if old.location is not None:  # a re-ingest of a cold clip: its record may have been a segment's last
+            self.tiers.remove_dead_segments(camera, {old.location.segment})
         self.tiers.settle(camera)  # thinning and the move to disk come before any eviction
         evicted = self.enforce_retention(camera)
         return PutResult(clip_id, meta.stored_bytes, replaced, tuple(evicted))
