@@ -35,7 +35,8 @@ from pipeline.records import ClipMeta, ClipRecord, StoredClip, from_ms, to_ms
 from pipeline.store.codec import decode_meta, decode_stream, encode_record
 from pipeline.store.config import CameraSettings, RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConnection, watched_transaction
-from pipeline.store.tiering import OldTokens, Tiers, missing_tokens, thinned_level
+from pipeline.store.tier_state import thinned_level
+from pipeline.store.tiering import OldTokens, Tiers, missing_tokens
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal, Protocol
 
 from pipeline.activity import ActivityConfig, clip_has_event
 from pipeline.errors import ClipNotFound, StoreError
@@ -31,29 +31,13 @@ from pipeline.store.codec import decode_meta
 from pipeline.store.cold_tier import ColdTier, Location
 from pipeline.store.connection import watched_transaction
 from pipeline.store.tier_config import TierConfig
+from pipeline.store.tier_state import cold_location, thinned_level
 from pipeline.store.token_fields import is_token_field, pack, thinned, token_bytes, token_fields, unpack
-
-if TYPE_CHECKING:
-    from pipeline.store.anchor_store import AnchorStore
 
 log = logging.getLogger(__name__)
 Operation = Literal["cold", "thin", "drop"]
 STAGE_SPAN = 10**13  # above any start_ms before the year 2286
 BATCH = 16  # clips per cold write (one fsync) and per transaction
-
-
-def tier_of(meta: ClipMeta) -> dict:
-    """{"at": location json or None, "thinned": 0 | 1 | 2}; a clip never moved nor thinned is hot and whole."""
-    return {"at": None, "thinned": 0, **meta.extra.get("tier", {})}
-
-
-def cold_location(meta: ClipMeta) -> Location | None:
-    at = tier_of(meta)["at"]
-    return None if at is None else Location.from_json(at)
-
-
-def thinned_level(meta: ClipMeta) -> int:
-    return int(tier_of(meta)["thinned"])
 
 
 def stage(meta: ClipMeta, activity: ActivityConfig) -> int | None:
@@ -89,10 +73,24 @@ class TierReport:
     removed_segments: list[str] = field(default_factory=list)
 
 
+class KeyedStore(Protocol):
+    """What tiering uses of the AnchorStore that owns it: its client, keys and retrying runner."""
+
+    client: Any
+    config: Any
+
+    def _key(self, camera_id: str, suffix: str) -> str: ...
+    def _clip_key(self, camera_id: str, start_ms: int) -> str: ...
+    def _run(self, operation, what: str): ...
+
+    @property
+    def _cameras_key(self) -> str: ...
+
+
 class Tiers:
     """The tiering of one AnchorStore: accounting queued into its transactions, and the moves themselves."""
 
-    def __init__(self, store: AnchorStore, config: TierConfig | None):
+    def __init__(self, store: KeyedStore, config: TierConfig | None):
         """Without a config the accounting is still kept (so tiering can be switched on later), nothing moves."""
         self.store = store
         self.config = config

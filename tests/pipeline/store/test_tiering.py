@@ -17,7 +17,7 @@ from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConfig, make_client
 from pipeline.store.tier_config import ThinningPolicy, TierConfig
-from pipeline.store.tiering import cold_location, thinned_level
+from pipeline.store.tier_state import cold_location, thinned_level
 from pipeline.store.token_fields import is_token_field
 from tests.fixtures.anchor_clips import FINGERPRINT, record_at
 

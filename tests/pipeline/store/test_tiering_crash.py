@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.store.tier_config import TierConfig
-from pipeline.store.tiering import cold_location
+from pipeline.store.tier_state import cold_location
 from tests.pipeline.store.test_tiering import assert_same_tokens, assert_tiers_consistent, open_store, scene
 
 pytestmark = pytest.mark.e2e  # four Python processes that import the store (and torch)
