@@ -36,7 +36,7 @@ from pipeline.store.codec import decode_meta, decode_stream, encode_record
 from pipeline.store.config import CameraSettings, RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConnection, watched_transaction
 from pipeline.store.tier_state import thinned_level
-from pipeline.store.tiering import OldTokens, Tiers, missing_tokens
+from pipeline.store.tiering import ColdReads, OldTokens, Tiers, missing_tokens
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +211,14 @@ class AnchorStore:
         return self.get_many([clip_id], dtype)[0]
 
     def get_many(
-        self, clip_ids: Sequence[str], dtype: torch.dtype = torch.float32, skip_missing: bool = False
+        self,
+        clip_ids: Sequence[str],
+        dtype: torch.dtype = torch.float32,
+        skip_missing: bool = False,
+        timing: ColdReads | None = None,
     ) -> list[StoredClip]:
-        """Clips in the order asked, read in pipelined round trips of READ_BATCH clips."""
+        """Clips in the order asked, read in pipelined round trips of READ_BATCH clips; tokens in the cold tier
+        are read from their segment files (counted in `timing`)."""
         self._require_fingerprint("reading tokens")
         self._check_namespace(claim=False)
         keys = [self._clip_key(*parse_clip_id(c)) for c in clip_ids]
@@ -238,7 +243,7 @@ class AnchorStore:
                 if skip_missing:
                     continue
                 raise missing_tokens(meta)
-            results.append(self._decode(meta, {**fields, **self.tiers.tokens_of(fields, meta)}, dtype))
+            results.append(self._decode(meta, {**fields, **self.tiers.tokens_of(fields, meta, timing)}, dtype))
         return results
 
     def _decode(self, meta: ClipMeta, fields: dict[bytes, bytes], dtype: torch.dtype) -> StoredClip:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -63,6 +64,14 @@ class OldTokens:
             return cls()
         location = cold_location(decode_meta(meta))
         return cls(int(tokens or 0), location is None, location)
+
+
+@dataclass
+class ColdReads:
+    """What reading clips cost in the cold tier: clips read from segment files and the seconds it took."""
+
+    clips: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -132,12 +141,17 @@ class Tiers:
             shutil.rmtree(self.cold.camera_dir(camera), ignore_errors=True)
 
     # ---- reading -------------------------------------------------------------------------------------------
-    def tokens_of(self, fields: dict[bytes, bytes], meta: ClipMeta) -> dict[bytes, bytes]:
+    def tokens_of(self, fields: dict[bytes, bytes], meta: ClipMeta, timing: ColdReads | None = None) -> dict:
         """A clip's per-token arrays, from the hash or its cold record."""
         location = cold_location(meta)
         if location is None:
             return token_fields(fields)
-        return unpack(self._cold().read(meta.camera_id, location))
+        began = time.perf_counter()
+        tokens = unpack(self._cold().read(meta.camera_id, location))
+        if timing is not None:
+            timing.seconds += time.perf_counter() - began
+            timing.clips += 1
+        return tokens
 
     # ---- the one write path ----------------------------------------------------------------------------------
     def rewrite(self, camera: str, clip_ids: Sequence[str], operation: Operation) -> int:
