@@ -39,7 +39,7 @@ class TierConfig:
     hot_bytes: int | None = None
     thinning: ThinningPolicy | None = None
     segment_bytes: int = 64 << 20  # a segment file takes appends until it reaches this size
-    index_overhead_bytes: int = 320  # Redis bytes per clip besides its hash fields (measured: index entries)
+    index_overhead_bytes: int = 1024  # Redis bytes per clip besides its fields (measured about 900: key, hash, indexes)
     activity: ActivityConfig = field(default_factory=ActivityConfig)  # what keeps a clip's tokens longer
 
     def __post_init__(self) -> None:

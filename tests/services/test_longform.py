@@ -93,7 +93,7 @@ def test_a_camera_week_stays_under_the_hot_tier_size_and_every_event_is_answerab
         rng = random.Random(7)
         events = sorted(start + timedelta(minutes=rng.randrange(7 * 24 * 60)) for _ in range(21))
         written, peak = 0, 0
-        for record in footage("gate", start, 7 * 24, events, api.fingerprint, dim=32, seconds=WEEK_CLIP_S):
+        for record in footage("gate", start, 7 * 24, events, api.fingerprint, dim=16, seconds=WEEK_CLIP_S):
             api.store.put(record)
             written += int(record.tokens.video.embeddings.numel() + record.tokens.audio.embeddings.numel()) * 2
             if record.start.minute == 0:
