@@ -110,7 +110,7 @@ def test_a_camera_week_stays_under_the_hot_tier_size_and_every_event_is_answerab
             assert clip_id in cited and cited[clip_id]["activity"] > 0
             assert "activity from" in body["answer"]
         old = api.store.get(f"gate@{int((events[0] - (events[0] - start) % timedelta(minutes=1)).timestamp() * 1000)}")
-        assert is_cold(old.meta) and len(old.tokens.video) == 600  # the oldest event's tokens, read from disk
+        assert is_cold(old.meta) and len(old.tokens.video) == 1200  # the oldest event's tokens, read from disk
     finally:
         api.close()
 
