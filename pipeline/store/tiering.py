@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 Operation = Literal["cold", "thin", "drop"]
 STAGE_SPAN = 10**13  # above any start_ms before the year 2286
 BATCH = 16  # clips per cold write (one fsync) and per transaction
+HOT_HIGH, HOT_LOW = 0.95, 0.85  # of a camera's hot share: moves start above the first, go down to the second
+# (the 5% left is Redis's own overhead on large values, measured about 1%)
 
 
 def stage(meta: ClipMeta, activity: ActivityConfig) -> int | None:
@@ -269,7 +271,7 @@ class Tiers:
     # ---- policy: run after every write ---------------------------------------------------------------------
     def settle(self, camera: str) -> TierReport:
         """Thin while the camera's tokens exceed its budget, then move the oldest hot tokens to disk while its
-        Redis share is exceeded. Both go a little below their limit, so work comes in batches."""
+        Redis share (with headroom: HOT_HIGH) is exceeded. Both go below their limit, so work comes in batches."""
         report = TierReport()
         if self.config is None:
             return report
@@ -335,8 +337,8 @@ class Tiers:
     def _cool(self, camera: str, report: TierReport) -> None:
         share = self.hot_share()
         hot_key = self._key(camera, "hot")
-        while (usage := self._usage(camera)) and self.redis_bytes(usage) > share:
-            excess = self.redis_bytes(usage) - int(share * 0.9)
+        while (usage := self._usage(camera)) and self.redis_bytes(usage) > share * HOT_HIGH:
+            excess = self.redis_bytes(usage) - int(share * HOT_LOW)
             members = self.store._run(lambda: self.store.client.zrange(hot_key, 0, BATCH - 1), "hot clips")
             if not members:
                 log.warning("camera %s: its metadata alone exceeds its hot-tier share of %d bytes", camera, share)
