@@ -15,10 +15,12 @@ from pipeline.errors import InvalidMedia, PipelineError, StoreUnavailable
 from pipeline.ingest.decoding import open_media
 from pipeline.ingest.media_policy import plan_source
 from pipeline.redaction import redact_directory
+from pipeline.query.coverage import LEVEL_NAMES
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings, RetentionPolicy
 from pipeline.store.connection import connect
 from pipeline.store.registry import JobRecord, Registry, StreamRecord, utc_now_iso
+from pipeline.store.tier_state import is_cold, thinned_level
 from services.deployments.queries import QueryEngine
 from services.deployments.uploads import UploadTransfer
 from services.errors import Conflict, NotAlive, NotReady
@@ -233,6 +235,8 @@ class Gateway:
             has_audio=meta.has_audio,
             stored_bytes=meta.stored_bytes,
             fingerprint=meta.fingerprint,
+            tier="cold" if is_cold(meta) else "hot",
+            thinned=LEVEL_NAMES[thinned_level(meta)],
         )
 
     # store maintenance

@@ -231,6 +231,8 @@ class Clip(Strict):
     has_audio: bool
     stored_bytes: int
     fingerprint: str
+    tier: Literal["hot", "cold"] = Field("hot", description="where the clip's tokens are: Redis or segment files")
+    thinned: Literal["whole", "fewer_tokens", "scores_only"] = "whole"
 
 
 class Purged(Strict):

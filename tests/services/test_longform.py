@@ -111,6 +111,7 @@ def test_a_camera_week_stays_under_the_hot_tier_size_and_every_event_is_answerab
             assert "activity from" in body["answer"]
         old = api.store.get(f"gate@{int((events[0] - (events[0] - start) % timedelta(minutes=1)).timestamp() * 1000)}")
         assert is_cold(old.meta) and len(old.tokens.video) == 1200  # the oldest event's tokens, read from disk
+        assert api.client.get(f"/v1/clips/{old.meta.clip_id}").json()["tier"] == "cold"
     finally:
         api.close()
 
