@@ -14,8 +14,8 @@ from ray.serve.handle import DeploymentHandle
 from pipeline.errors import InvalidMedia, PipelineError, StoreUnavailable
 from pipeline.ingest.decoding import open_media
 from pipeline.ingest.media_policy import plan_source
-from pipeline.redaction import redact_directory
 from pipeline.query.coverage import LEVEL_NAMES
+from pipeline.redaction import redact_directory
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings, RetentionPolicy
 from pipeline.store.connection import connect
