@@ -64,8 +64,3 @@ class Answerer:
                 raise item
             yield item
         await worker
-
-    def usage(self, prompt: PlannedPrompt) -> tuple[int, int]:
-        """(full, sent) prompt tokens for a planned prompt, without generating."""
-        built = self.language.prompt(prompt.question, self._contexts(prompt))
-        return built.full_tokens, len(built)
