@@ -9,6 +9,8 @@ camera lives in one slot and a clip's write is one MULTI/EXEC):
     ns:{camera}:stored              zset    member clip id, score the server time it was stored (ms): retention age
     ns:{camera}:usage               hash    "bytes", "clips": running totals kept in the same transactions
     ns:{camera}:settings            string  CameraSettings JSON (timezone, retention)
+    ns:{camera}:hot, :thin, :segments       tiering: hot clips, thinning order, live bytes per segment file
+A clip's token arrays may live in a segment file instead of the hash (its meta's "tier" says where; tiering.py).
 A clip hash holds "meta" (ClipMeta JSON: times, fingerprint, encoding, grid, counts before/after,
 per-chunk activity and audio salience, schema), "size" (its payload bytes), and per modality (v, a)
 little-endian arrays: "<m>.emb" (N, D) float16 or int8, "<m>.scale" (N,) float32 for int8,

@@ -21,7 +21,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pipeline.activity import ActivityConfig, clip_has_event
@@ -78,10 +78,11 @@ class ColdReads:
 
 @dataclass
 class TierReport:
+    """What one settle did: clips moved to disk, thinned, and left with only their metadata."""
+
     moved: int = 0
     thinned: int = 0
     dropped: int = 0
-    removed_segments: list[str] = field(default_factory=list)
 
 
 class KeyedStore(Protocol):
