@@ -6,7 +6,11 @@ A 10-second clip at 2 fps is 10 LLM frames of 16x20 tokens and 250 audio tokens 
 OmniSIFT compressor (training-free audio scoring) keeps 25% (740 video + 125 audio tokens). The store
 is the embedded redis-server (append-only file, fsync on every write: the default configuration).
 
-Run: .venv/bin/python -m benchmarks.store [--clips 30]
+With --tiers, the tiered store's figures per camera-day and compression profile (benchmarks/store_tiers.py):
+RAM and disk with tokens hot, on disk and thinned, and reading a plan's tokens hot and cold. Profiles are
+settings overrides: --profile NAME KEY=VALUE ... (fixed 25% and the novelty budget are built in).
+
+Run: .venv/bin/python -m benchmarks.store [--clips 30] [--tiers [--profile monitoring compression_preset=...]]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.store_tiers import compressor_for, measure_tiers, print_tiers, profile_settings
 from omnisift_core.compressor import OmniSiftCompressor
 from omnisift_core.config import PRESETS, NoveltyBudget
 from omnisift_core.layout import VideoGrid
@@ -119,7 +124,15 @@ def measure(encoding: str, fsync: str, batch: list[ClipRecord], data_dir: Path, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=30, help="clips written per encoding (30 = 5 minutes)")
+    parser.add_argument("--tiers", action="store_true", help="only the tiered store's figures, per profile")
+    parser.add_argument(
+        "--profile", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
+        help="another compression profile for --tiers, as settings overrides",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.tiers:
+        tiers_main(args.clips, args.profile)
+        return
 
     batches = {}
     for budget, novelty in (("fixed", None), ("novelty", NoveltyBudget())):
@@ -178,6 +191,21 @@ def main() -> None:
             f"  {name:40} relative L2 {err['rel_l2']:.4f}, max |error| / token max {err['max_abs_over_token_max']:.4f}"
             f" (bound 1/254 = {1 / 254:.4f}), min cosine {err['min_cosine']:.6f}"
         )
+
+
+def tiers_main(clips: int, extra: list[list[str]]) -> None:
+    profiles = {"fixed 25%": {}, "novelty": {"video_budget": "novelty"}}
+    for name, *pairs in extra:
+        profiles[name] = dict(pair.split("=", 1) for pair in pairs)
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="omnisift-bench-tiers-") as tmp:
+        for k, (name, overrides) in enumerate(profiles.items()):
+            compressor = compressor_for(profile_settings(overrides), HIDDEN_7B)
+            fingerprint = f"bench-7b|{compressor.fingerprint}"
+            batch = records(clips, compressor, fingerprint)
+            figures.append(measure_tiers(name, batch, fingerprint, Path(tmp) / str(k)))
+            del batch
+    print_tiers(figures, clips)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pipeline.query.planner import PlannerConfig
 from pipeline.store.config import RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConfig
 from pipeline.store.secrets import SecretBox, secret_box
+from pipeline.store.tier_config import ThinningPolicy, TierConfig
 
 
 class DeploymentOptions(BaseModel):
@@ -72,6 +73,10 @@ class Settings(BaseSettings):
     store_encoding: Literal["float16", "int8"] = "float16"
     retention_max_age_hours: float | None = Field(24.0 * 7, gt=0)
     retention_max_bytes: int | None = Field(2 << 30, gt=0)
+    cold_dir: Path | None = None  # the cold tier's segment files; default data_dir/cold
+    hot_tier_bytes: int | None = Field(None, gt=0)  # what clips may hold in Redis (all cameras); None: all stays hot
+    thinning_budget_bytes: int | None = Field(None, gt=0)  # per camera, token bytes before older clips are thinned
+    thinning_keep_share: float = Field(0.25, gt=0, lt=1)  # a thinned clip keeps this share of its tokens
 
     # ingest
     clip_seconds: int = Field(10, ge=2, le=30, multiple_of=2)
@@ -95,6 +100,8 @@ class Settings(BaseSettings):
     answer_mode: Literal["auto", "llm", "timeline"] = "auto"  # auto: timeline for the tiny model, else llm
     token_budget: int = Field(16_384, ge=256)
     max_new_tokens: int = Field(256, ge=1, le=4096)
+    summary_batches: int = Field(8, ge=0, le=64)  # LLM answers over more than fits: batches summarised first
+    summary_tokens: int = Field(48, ge=8, le=512)  # length of one batch summary
     default_query_minutes: float = Field(60.0, gt=0)
     change_threshold: float = Field(0.1, gt=0, lt=2)  # novelty budget: 1 - cos above which a cell changed
 
@@ -212,6 +219,19 @@ class Settings(BaseSettings):
             namespace=self.store_namespace,
             encoding=self.store_encoding,
             retention=RetentionPolicy(max_age=age, max_bytes=self.retention_max_bytes),
+            tiers=self.tier_config(),
+        )
+
+    def tier_config(self) -> TierConfig:
+        """The cold tier's place, the hot-tier size and the thinning budget (docs/architecture.md, "Tiered storage")."""
+        thinning = None
+        if self.thinning_budget_bytes is not None:
+            thinning = ThinningPolicy(self.thinning_budget_bytes, self.thinning_keep_share)
+        return TierConfig(
+            cold_dir=self.cold_dir or self.data_dir / "cold",
+            hot_bytes=self.hot_tier_bytes,
+            thinning=thinning,
+            activity=self.activity_config(),
         )
 
     def activity_config(self) -> ActivityConfig:

@@ -90,6 +90,8 @@ class TimeRange:
     timezone: str = "UTC"
     instant: datetime | None = None  # "at 14:03" -> 14:03:00 local, as UTC; the planner always covers it
     phrase: str | None = None  # the words of the question the range was read from
+    clock: time | None = None  # a clock time asked without a date: another day may answer it (recent_day.py)
+    asked_day: date | None = None  # set when the range moved to an earlier day: the local day first resolved
 
     def to_json(self) -> dict:
         data = {"start": _iso(self.start), "end": _iso(self.end), "source": self.source, "timezone": self.timezone}
@@ -251,8 +253,10 @@ def parse_question_time(question: str, now: datetime, zone: ZoneInfo, config: Ti
     now = now.astimezone(UTC)
     local_today = now.astimezone(zone).date()
 
-    def found(start: datetime, end: datetime, phrase: str, instant: datetime | None = None) -> TimeRange:
-        return TimeRange(start, end, "question", str(zone), instant, phrase.strip())
+    def found(
+        start: datetime, end: datetime, phrase: str, instant: datetime | None = None, clock: time | None = None
+    ) -> TimeRange:
+        return TimeRange(start, end, "question", str(zone), instant, phrase.strip(), clock)
 
     if match := _RE_WINDOW.search(text):
         return found(now - _amount(match), now, match.group(0))
@@ -288,10 +292,10 @@ def parse_question_time(question: str, now: datetime, zone: ZoneInfo, config: Ti
         instant = _resolve(_Point(day=day, clock=parsed), now, zone, local_today)
         spans = [clock_match.span()] + ([day_match.span()] if day_match else [])
         phrase = text[min(a for a, _ in spans) : max(b for _, b in spans)]
-        return found(instant, instant + parsed.step, phrase, instant)
+        return found(instant, instant + parsed.step, phrase, instant, parsed.at if day is None else None)
     if day is not None:
-        start = _localize(datetime.combine(day, time()), zone, now)
-        end = _localize(datetime.combine(day + timedelta(days=1), time()), zone, now)
+        start = localize(datetime.combine(day, time()), zone, now)
+        end = localize(datetime.combine(day + timedelta(days=1), time()), zone, now)
         return found(start, min(end, now) if day == local_today else end, day_match.group(0))
     return None
 
@@ -321,7 +325,7 @@ def _read_point(text: str, config: TimeParseConfig, now: datetime, zone: ZoneInf
         has_seconds = re.match(r"\d{4}-\d{2}-\d{2}[t ]\d{2}:\d{2}:\d{2}", text) is not None
         step = timedelta(seconds=1) if has_seconds else timedelta(minutes=1)
         if value.tzinfo is None:
-            value = _localize(value, zone, now)
+            value = localize(value, zone, now)
         return _Point(absolute=value.astimezone(UTC), step=step)
     day = None
     if day_match := _RE_DATE.search(text):
@@ -398,25 +402,25 @@ def _resolve(
         return point.absolute
     clock = point.clock.at if point.clock else time()
     if point.day is not None:
-        instant = _localize(datetime.combine(point.day, clock), zone, now)
+        instant = localize(datetime.combine(point.day, clock), zone, now)
         if after is not None and instant <= after and (same_day_as is None or same_day_as.day == point.day):
-            instant = _localize(datetime.combine(point.day + timedelta(days=1), clock), zone, now)
+            instant = localize(datetime.combine(point.day + timedelta(days=1), clock), zone, now)
         return instant
     if after is not None:
         start_day = after.astimezone(zone).date()
         for offset in (0, 1):
-            instant = _localize(datetime.combine(start_day + timedelta(days=offset), clock), zone, now)
+            instant = localize(datetime.combine(start_day + timedelta(days=offset), clock), zone, now)
             if instant > after:
                 return instant
         return instant
     for offset in (0, 1, 2):
-        instant = _localize(datetime.combine(local_today - timedelta(days=offset), clock), zone, now)
+        instant = localize(datetime.combine(local_today - timedelta(days=offset), clock), zone, now)
         if instant <= now:
             return instant
     return instant
 
 
-def _localize(naive: datetime, zone: ZoneInfo, now: datetime) -> datetime:
+def localize(naive: datetime, zone: ZoneInfo, now: datetime) -> datetime:
     """A local wall-clock time as UTC: skipped times move forward by the gap; repeated times resolve to the
     most recent occurrence not after now (else the earlier)."""
     early = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)

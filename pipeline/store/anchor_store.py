@@ -9,6 +9,8 @@ camera lives in one slot and a clip's write is one MULTI/EXEC):
     ns:{camera}:stored              zset    member clip id, score the server time it was stored (ms): retention age
     ns:{camera}:usage               hash    "bytes", "clips": running totals kept in the same transactions
     ns:{camera}:settings            string  CameraSettings JSON (timezone, retention)
+    ns:{camera}:hot, :thin, :segments       tiering: hot clips, thinning order, live bytes per segment file
+A clip's token arrays may live in a segment file instead of the hash (its meta's "tier" says where; tiering.py).
 A clip hash holds "meta" (ClipMeta JSON: times, fingerprint, encoding, grid, counts before/after,
 per-chunk activity and audio salience, schema), "size" (its payload bytes), and per modality (v, a)
 little-endian arrays: "<m>.emb" (N, D) float16 or int8, "<m>.scale" (N,) float32 for int8,
@@ -36,6 +38,8 @@ from pipeline.records import ClipMeta, ClipRecord, StillInfo, StoredClip, from_m
 from pipeline.store.codec import STILL_FIELD, decode_meta, decode_stream, encode_record
 from pipeline.store.config import CameraSettings, RetentionPolicy, StoreConfig
 from pipeline.store.connection import RedisConnection, watched_transaction
+from pipeline.store.tier_state import is_cold, thinned_level
+from pipeline.store.tiering import ColdReads, OldTokens, Tiers, missing_tokens
 from pipeline.store.token_detail import DETAIL_FIELDS, TokenDetail, decode_token_detail
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,7 @@ class AnchorStore:
         self.config = config or StoreConfig()
         self.where = where or _describe(client)
         self._namespace_checked = False
+        self.tiers = Tiers(self, self.config.tiers)
 
     @classmethod
     def open(
@@ -175,24 +180,32 @@ class AnchorStore:
         key = self._clip_key(camera, record.start_ms)
         index, usage, stored_at = self._key(camera, "index"), self._key(camera, "usage"), self._key(camera, "stored")
 
-        def write() -> bool:
+        def write() -> list[bytes | None]:
             with self.client.pipeline(transaction=False) as claims:  # idempotent; other slots than the camera's
                 claims.sadd(self._cameras_key, camera)
                 claims.set(self._fingerprint_key, self.fingerprint, nx=True)  # re-claimed after a purge
                 claims.execute()
 
-            def replace(pipe, old: bytes | None) -> None:
+            def replace(pipe, seen: list[bytes | None]) -> None:
+                old = seen[0]
                 pipe.delete(key)
                 pipe.hset(key, mapping=fields)
                 pipe.zadd(index, {clip_id: record.start_ms})
                 pipe.zadd(stored_at, {clip_id: to_ms(self.clock())})
                 pipe.hincrby(usage, "bytes", meta.stored_bytes - int(old or 0))
                 pipe.hincrby(usage, "clips", 0 if old is not None else 1)
+                self.tiers.queue_put(pipe, meta, int(fields["tokens"]), OldTokens.read(seen[1], seen[2]))
 
-            old = watched_transaction(self.client, [key], lambda: self.client.hget(key, "size"), replace, clip_id)
-            return old is not None
+            def read() -> list[bytes | None]:
+                return self.client.hmget(key, "size", "tokens", "meta")
 
-        replaced = self._run(write, f"writing clip {clip_id}")
+            return watched_transaction(self.client, [key], read, replace, clip_id)
+
+        seen = self._run(write, f"writing clip {clip_id}")
+        replaced, old = seen[0] is not None, OldTokens.read(seen[1], seen[2])
+        if old.location is not None:  # a re-ingest of a cold clip: its record may have been a segment's last
+            self.tiers.remove_dead_segments(camera, {old.location.segment})
+        self.tiers.settle(camera)  # thinning and the move to disk come before any eviction
         evicted = self.enforce_retention(camera)
         return PutResult(clip_id, meta.stored_bytes, replaced, tuple(evicted))
 
@@ -202,9 +215,14 @@ class AnchorStore:
         return self.get_many([clip_id], dtype)[0]
 
     def get_many(
-        self, clip_ids: Sequence[str], dtype: torch.dtype = torch.float32, skip_missing: bool = False
+        self,
+        clip_ids: Sequence[str],
+        dtype: torch.dtype = torch.float32,
+        skip_missing: bool = False,
+        timing: ColdReads | None = None,
     ) -> list[StoredClip]:
-        """Clips in the order asked, read in pipelined round trips of READ_BATCH clips."""
+        """Clips in the order asked, read in pipelined round trips of READ_BATCH clips; tokens in the cold tier
+        are read from their segment files (counted in `timing`)."""
         self._require_fingerprint("reading tokens")
         self._check_namespace(claim=False)
         keys = [self._clip_key(*parse_clip_id(c)) for c in clip_ids]
@@ -224,11 +242,16 @@ class AnchorStore:
                 if skip_missing:
                     continue
                 raise ClipNotFound(f"clip {clip_id} is not stored (never ingested, or evicted by retention)")
-            results.append(self._decode(fields, dtype))
+            meta = decode_meta(fields[b"meta"])
+            if thinned_level(meta) >= 2:
+                if skip_missing:
+                    continue
+                raise missing_tokens(meta)
+            results.append(self._decode(meta, {**fields, **self.tiers.tokens_of(fields, meta, timing)}, dtype))
         return results
 
-    def _decode(self, fields: dict[bytes, bytes], dtype: torch.dtype) -> StoredClip:
-        meta = decode_meta(fields[b"meta"])
+    def _decode(self, meta: ClipMeta, fields: dict[bytes, bytes], dtype: torch.dtype) -> StoredClip:
+        """`fields` hold the token arrays, read from the hash or from the cold tier."""
         if meta.fingerprint != self.fingerprint:
             raise FingerprintMismatch(
                 f"clip {meta.clip_id} holds tokens from {meta.fingerprint!r}, this process uses {self.fingerprint!r}"
@@ -249,13 +272,21 @@ class AnchorStore:
         return decode_meta(raw)
 
     def token_detail(self, clip_id: str) -> TokenDetail:
-        """What the clip kept, without its embeddings: any handle reads it (the gateway's too)."""
+        """What the clip kept, without its embeddings, from the hash or the cold tier: any handle reads it (the
+        gateway's too). A clip thinned to its scores has no tokens to detail (ClipNotFound says so)."""
         camera, start_ms = parse_clip_id(clip_id)
         names = ("meta", *DETAIL_FIELDS)
         values = self._run(lambda: self.client.hmget(self._clip_key(camera, start_ms), names), f"reading {clip_id}")
         if values[0] is None:
             raise ClipNotFound(f"clip {clip_id} is not stored (never ingested, or evicted by retention)")
-        return decode_token_detail(decode_meta(values[0]), dict(zip(DETAIL_FIELDS, values[1:], strict=True)))
+        meta = decode_meta(values[0])
+        if thinned_level(meta) >= 2:
+            raise missing_tokens(meta)
+        raw = dict(zip(DETAIL_FIELDS, values[1:], strict=True))
+        if is_cold(meta):
+            cold = self.tiers.tokens_of({}, meta)
+            raw = {name: cold.get(name.encode()) for name in DETAIL_FIELDS}
+        return decode_token_detail(meta, raw)
 
     def still(self, clip_id: str) -> tuple[StillInfo, bytes]:
         """The clip's still (a JPEG) and where it comes from; StillNotFound when the clip was stored without one."""
@@ -410,23 +441,26 @@ class AnchorStore:
         keys = [self._clip_key(camera_id, parse_clip_id(c)[1]) for c in clip_ids]
         index, usage, stored_at = (self._key(camera_id, k) for k in ("index", "usage", "stored"))
 
-        def sizes() -> list[bytes | None]:
+        def sizes() -> list[list[bytes | None]]:
             with self.client.pipeline(transaction=False) as read:  # after WATCH: still guarded
                 for key in keys:
-                    read.hget(key, "size")
+                    read.hmget(key, "size", "tokens", "meta")
                 return read.execute()
 
-        def remove(pipe, seen: list[bytes | None]) -> None:
+        def remove(pipe, seen: list[list[bytes | None]]) -> None:
             pipe.delete(*keys)
             pipe.zrem(index, *clip_ids)
             pipe.zrem(stored_at, *clip_ids)
-            pipe.hincrby(usage, "bytes", -sum(int(s) for s in seen if s is not None))
-            pipe.hincrby(usage, "clips", -sum(s is not None for s in seen))
+            pipe.hincrby(usage, "bytes", -sum(int(s[0]) for s in seen if s[0] is not None))
+            pipe.hincrby(usage, "clips", -sum(s[0] is not None for s in seen))
+            self.tiers.queue_evict(pipe, camera_id, clip_ids, [OldTokens.read(s[1], s[2]) for s in seen])
 
-        def evict() -> None:
-            watched_transaction(self.client, keys, sizes, remove, f"evicting {len(keys)} clip(s) of {camera_id}")
+        def evict() -> list[list[bytes | None]]:
+            return watched_transaction(self.client, keys, sizes, remove, f"evicting {len(keys)} clip(s) of {camera_id}")
 
-        self._run(evict, f"evicting {len(keys)} clip(s) of {camera_id}")
+        seen = self._run(evict, f"evicting {len(keys)} clip(s) of {camera_id}")
+        olds = [OldTokens.read(s[1], s[2]) for s in seen]
+        self.tiers.remove_dead_segments(camera_id, {o.location.segment for o in olds if o.location})
 
     def delete(self, clip_id: str) -> None:
         camera, _ = parse_clip_id(clip_id)
@@ -440,7 +474,9 @@ class AnchorStore:
         for start in range(0, len(members), 256):
             self._evict(camera_id, members[start : start + 256])
         leftovers = (index, self._key(camera_id, "usage"), self._key(camera_id, "stored"))
+        leftovers += tuple(self._key(camera_id, k) for k in ("hot", "thin", "segments"))
         self._run(lambda: self.client.delete(*leftovers), f"clearing {camera_id}")
+        self.tiers.forget_files(camera_id)
         return len(members)
 
     def delete_camera(self, camera_id: str) -> int:

@@ -127,6 +127,7 @@ def encode_record(record: ClipRecord, encoding: Encoding) -> tuple[ClipMeta, dic
         noise_floor_dbfs=record.noise_floor_dbfs,
         still=None if record.still is None else record.still.info,
     )
+    fields["tokens"] = str(sum(len(v) for v in fields.values())).encode()  # token bytes, wherever they later live
     binary = sum(len(v) for v in fields.values())
     size = binary
     for _ in range(4):  # the metadata holds its own size: iterate to the fixed point (two rounds in practice)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pipeline.errors import InvalidRecord
 from pipeline.identifiers import check_camera_id
 from pipeline.store.connection import RetryPolicy
+from pipeline.store.tier_config import TierConfig
 
 Encoding = Literal["float16", "int8"]
 ENCODINGS = ("float16", "int8")
@@ -76,6 +77,7 @@ class StoreConfig:
     retention: RetentionPolicy = RetentionPolicy()  # for cameras without their own
     max_clip_seconds: float = 120.0  # longer clips are refused; bounds the look-back of range queries
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    tiers: TierConfig | None = None  # cold tier, hot-tier size, thinning (None: every token stays in Redis)
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:

@@ -177,6 +177,8 @@ def query(
                 evidence = data
             elif name == "token":
                 typer.echo(data["text"], nl=False)
+            elif name == "progress":
+                typer.echo(f"[{data['stage']} {data['done']}/{data['total']}]", err=True)
             elif name == "done":
                 typer.echo("\n")
                 zone = evidence["time_range"]["timezone"]

@@ -38,6 +38,20 @@ def print_answer(response: schemas.QueryResponse) -> None:
     print_evidence(response.evidence, response.time_range.timezone)
     usage = response.usage.model_dump()
     typer.echo(usage_line(response.answer_source, usage, response.latency_ms))
+    if response.coverage is not None:
+        typer.echo(coverage_line(response.coverage))
+
+
+def coverage_line(coverage: schemas.Coverage) -> str:
+    """'coverage: 2160 clips in range, 58 as tokens (12 from disk), 2102 summarised, 2 thinned stretches'."""
+    cold = f" ({coverage.clips_cold} from disk)" if coverage.clips_cold else ""
+    line = f"coverage: {coverage.clips_in_range} clips in range, {coverage.clips_as_tokens} as tokens{cold}, "
+    line += f"{coverage.clips_summarised} summarised"
+    if coverage.summary_batches:
+        line += f" in {coverage.summary_batches} batch summaries"
+    if coverage.thinned_ranges:
+        line += f", {len(coverage.thinned_ranges)} thinned stretch{'es' * (len(coverage.thinned_ranges) != 1)}"
+    return line
 
 
 def print_evidence(evidence: list[schemas.Evidence], timezone: str) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Mapping
 
 from omnisift_core.backbone import ClipContext, load_language
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.connection import connect
-from services.deployments.queries import PlannedPrompt
+from pipeline.store.tiering import ColdReads
+from services.deployments.queries import PlannedPrompt, PromptFacts
 from services.models import model_setup, use_cpu_threads
 from services.settings import Settings
 from services.telemetry import configure_tracing, continued, tracer
@@ -24,22 +26,30 @@ class Answerer:
         self.store = AnchorStore.open(connect(settings.redis_config()), setup.fingerprint, settings.store_config())
         self._lock = threading.Lock()  # one generation at a time per replica; more replicas answer in parallel
 
-    def _contexts(self, prompt: PlannedPrompt) -> list[ClipContext]:
-        stored = self.store.get_many([clip_id for clip_id, _ in prompt.clips])
+    def _contexts(self, prompt: PlannedPrompt, cold: ColdReads | None = None) -> list[ClipContext]:
+        stored = self.store.get_many([clip_id for clip_id, _ in prompt.clips], timing=cold)
         return [
             ClipContext(header, clip.tokens, clip.meta.source_tokens)
             for (_, header), clip in zip(prompt.clips, stored, strict=True)
         ]
 
-    async def stream(self, prompt: PlannedPrompt, trace: Mapping[str, str] | None = None) -> AsyncIterator[str]:
-        """Text pieces as generated (call through a handle with .options(stream=True))."""
-        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+    async def stream(
+        self, prompt: PlannedPrompt, trace: Mapping[str, str] | None = None
+    ) -> AsyncIterator[str | PromptFacts]:
+        """First the prompt's facts (sizes, what reading its tokens cost, hot and cold), then text pieces as
+        generated (call through a handle with .options(stream=True))."""
+        queue: asyncio.Queue[str | PromptFacts | BaseException | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
         def produce() -> None:
             try:
                 with continued(trace or {}), tracer.start_as_current_span("generate", attributes={"stream": True}):
-                    contexts = self._contexts(prompt)
+                    began, cold = time.perf_counter(), ColdReads()
+                    contexts = self._contexts(prompt, cold)
+                    read_ms = (time.perf_counter() - began) * 1000
+                    built = self.language.prompt(prompt.question, contexts)
+                    facts = PromptFacts(built.full_tokens, len(built), read_ms, cold.seconds * 1000)
+                    loop.call_soon_threadsafe(queue.put_nowait, facts)
                     with self._lock:
                         for piece in self.language.stream(prompt.question, contexts, prompt.max_new_tokens):
                             loop.call_soon_threadsafe(queue.put_nowait, piece)
@@ -54,8 +64,3 @@ class Answerer:
                 raise item
             yield item
         await worker
-
-    def usage(self, prompt: PlannedPrompt) -> tuple[int, int]:
-        """(full, sent) prompt tokens for a planned prompt, without generating."""
-        built = self.language.prompt(prompt.question, self._contexts(prompt))
-        return built.full_tokens, len(built)

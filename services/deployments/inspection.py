@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pipeline.errors import InvalidTimeRange
+from pipeline.query.coverage import LEVEL_NAMES
 from pipeline.query.timeparse import iso_utc
 from pipeline.records import ClipMeta, from_ms
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.registry import Registry
+from pipeline.store.tier_state import is_cold, thinned_level
 from pipeline.store.token_detail import TokenDetail
 from services.http import schemas
 
@@ -82,6 +84,8 @@ def clip_out(meta: ClipMeta, detail: TokenDetail | None = None) -> schemas.Clip:
         fingerprint=meta.fingerprint,
         still=None if still is None else schemas.Still(**still.to_json()),
         tokens=None if detail is None else token_detail_out(detail),
+        tier="cold" if is_cold(meta) else "hot",
+        thinned=LEVEL_NAMES[thinned_level(meta)],
     )
 
 

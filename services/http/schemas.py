@@ -5,7 +5,7 @@ response models describe what the service holds. Torch-free: the CLI's client pa
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
@@ -143,6 +143,11 @@ class TimeRangeUsed(Strict):
     source: Literal["explicit", "question", "default"]
     timezone: str
     instant: UtcTime | None = None
+    asked_day: date | None = Field(
+        None,
+        description="the local day asked, when it had no footage at that time: the range is then on the most "
+        "recent day that has",
+    )
 
 
 class Evidence(Strict):
@@ -154,6 +159,37 @@ class Evidence(Strict):
     audio_salience: float
     video_tokens_kept: int
     audio_tokens_kept: int
+    seen_as: Literal["tokens", "summary"] = Field(
+        "tokens",
+        description="tokens: the clip's tokens are in the prompt (or planned, for timeline answers); "
+        "summary: an event's clip the answer covers through the timeline or a batch summary",
+    )
+    tier: Literal["hot", "cold"] = "hot"
+    thinned: Literal["whole", "fewer_tokens", "scores_only"] = "whole"
+
+
+class ThinnedRange(Strict):
+    camera_id: str
+    start: UtcTime
+    end: UtcTime
+    level: Literal["fewer_tokens", "scores_only"]
+    clips: int
+
+
+class Coverage(Strict):
+    clips_in_range: int = Field(description="clips stored in the range: clips_as_tokens + clips_summarised")
+    clips_as_tokens: int = Field(description="clips whose tokens a prompt got (planned ones, for timeline answers)")
+    clips_summarised: int = Field(description="the rest, covered by the event timeline or batch summaries")
+    clips_cold: int = Field(description="clips as tokens whose tokens were on disk (cold tier)")
+    summary_batches: int = Field(0, description="batches summarised first (map-reduce, LLM answers only)")
+    thinned_ranges: list[ThinnedRange] = Field(description="stretches whose clips keep fewer tokens or only scores")
+
+
+class LatencyBreakdown(Strict):
+    plan_ms: float
+    token_read_ms: float = Field(description="reading planned clips' tokens, hot and cold")
+    cold_read_ms: float = Field(description="the part of token_read_ms spent reading segment files")
+    answer_ms: float = Field(description="summaries, prompt and generation (or the timeline)")
 
 
 class Usage(Strict):
@@ -168,6 +204,8 @@ class QueryResponse(Strict):
     evidence: list[Evidence]
     usage: Usage
     latency_ms: float
+    coverage: Coverage | None = None
+    latency_breakdown: LatencyBreakdown | None = None
 
 
 class Event(Strict):
@@ -237,6 +275,9 @@ class Clip(Strict):
     fingerprint: str
     still: Still | None = Field(None, description="the clip's still (GET /v1/clips/{clip_id}/still); None: none")
     tokens: TokenDetail | None = Field(None, description="what was kept, with detail=tokens")
+
+    tier: Literal["hot", "cold"] = Field("hot", description="where the clip's tokens are: Redis or segment files")
+    thinned: Literal["whole", "fewer_tokens", "scores_only"] = "whole"
 
 
 class Camera(Strict):

@@ -129,3 +129,50 @@ def test_plans_from_the_store_cover_the_question_time(redis_server):
     }
     tokens = store.get_many(plan.clip_ids)
     assert sum(len(c.tokens.video) + len(c.tokens.audio) for c in tokens) + HEADER * 3 == plan.tokens
+
+
+@pytest.mark.parametrize(
+    ("camera", "zone"), [("lobby", "UTC"), ("loading-dock.east-entrance_02", "America/Argentina/ComodRivadavia")]
+)
+def test_a_plan_with_the_measured_header_never_exceeds_the_budget_in_the_real_prompt(camera, zone):
+    """The header bound counts what build_prompt really spends per clip with the tiny tokenizer (byte-level,
+    like Qwen's): kept tokens, the header text and its framing. A fixed 16 undercounted it (about 55)."""
+    from zoneinfo import ZoneInfo
+
+    import torch
+
+    from omnisift_core.backbone.prompt import ClipContext, SpecialIds, build_prompt
+    from omnisift_core.backbone.tiny import tiny_thinker_config, tiny_tokenizer
+    from omnisift_core.layout import VideoGrid
+    from omnisift_core.tokens import build_clip_tokens
+    from pipeline.query.wording import clip_header
+
+    tokenizer = tiny_tokenizer()
+    ids = SpecialIds.resolve(tokenizer, tiny_thinker_config())
+    zones = {camera: ZoneInfo(zone)}
+    clips = [meta_at(camera, 10 * i, kept=(20, 10)) for i in range(60)]
+    budget = 2000
+    plan = QueryPlanner(None, PlannerConfig(token_budget=budget)).choose(span(0, 600), clips, [camera], zones)
+    assert plan.tokens <= budget and len(plan.clips) >= 10
+
+    def context(meta):
+        grid = VideoGrid(2, 2, 5)
+        tokens = build_clip_tokens(torch.zeros(grid.num_tokens, 8), grid, torch.zeros(10, 8))
+        return ClipContext(clip_header(meta, zones[camera]), tokens, meta.source_tokens)
+
+    empty = len(build_prompt("what happened?", [], tokenizer, ids))
+    real = len(build_prompt("what happened?", [context(c.meta) for c in plan.clips], tokenizer, ids)) - empty
+    assert real <= plan.tokens  # the bound holds in the real prompt ...
+    assert real >= plan.tokens - 4 * len(plan.clips)  # ... and is tight (the old 16 per clip was 40 short)
+    assert real - sum(c.meta.kept_tokens for c in plan.clips) > 16 * len(plan.clips) + 30
+
+
+def test_clips_thinned_to_their_scores_are_not_planned_as_tokens():
+    clips = [meta_at("lobby", 10 * i) for i in range(6)]
+    thinned = [
+        type(m)(**{**m.__dict__, "kept_counts": (0, 0), "extra": {"tier": {"at": None, "thinned": 2}}})
+        for m in clips[:3]
+    ]
+    plan = planner(10_000).choose(span(0, 60, 5), thinned + clips[3:])
+    assert plan.candidates == 6
+    assert [c.meta.clip_id for c in plan.clips] == [m.clip_id for m in clips[3:]]

@@ -9,10 +9,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.query.planner import header_bound
 from pipeline.records import ClipRecord
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings
@@ -93,15 +95,18 @@ def test_a_question_over_a_range_cites_its_clips_and_answers_from_the_timeline(a
         "source": "explicit",
         "timezone": "Europe/Berlin",
         "instant": None,
+        "asked_day": None,
     }
     assert [e["clip_id"] for e in body["evidence"]] == [c.clip_id for c in api.clips]
+    assert body["coverage"]["clips_in_range"] == body["coverage"]["clips_as_tokens"] == 6
     assert body["answer"].splitlines() == [
         "lobby: activity from 15:00:12 to 15:00:14 Europe/Berlin on 2026-03-14, 14:00:12 to 14:00:14 UTC (motion).",
         "lobby: activity from 15:00:34 to 15:00:36 Europe/Berlin on 2026-03-14, 14:00:34 to 14:00:36 UTC "
         "(no visible motion, loud sound).",
     ]
     kept = sum(c.tokens.video.embeddings.shape[0] + c.tokens.audio.embeddings.shape[0] for c in api.clips)
-    assert body["usage"]["sent_tokens"] == kept + 16 * len(api.clips)  # kept tokens plus a header per clip
+    headers = sum(header_bound(c, ZoneInfo("Europe/Berlin")) for c in api.store.clips(CAMERA, at(0), at(60)))
+    assert body["usage"]["sent_tokens"] == kept + headers  # kept tokens plus a header per clip
 
 
 def test_a_quiet_range_says_so_and_invents_nothing(api):
