@@ -94,6 +94,9 @@ def test_old_tokens_move_to_disk_within_the_hot_share_and_read_back_unchanged(re
     for record, stored in zip(records, store.get_many([r.clip_id for r in records]), strict=True):
         assert_same_tokens(stored, record)
     assert len(store.load("lobby", records[0].start, records[-1].end)) == 30
+    detail = store.token_detail(cold[0].clip_id)  # what a cold clip kept, read from its segment file
+    assert detail.audio.indices == tuple(records[0].tokens.audio.positions[0].tolist())
+    assert [list(c[1:]) for c in detail.video.cells] == records[0].tokens.video.positions[1:].T.tolist()
     assert len(list((tmp_path / "cold").rglob("seg-*.omc"))) >= 2  # segments roll at segment_bytes
     assert_tiers_consistent(store, "lobby")
 
