@@ -45,7 +45,7 @@ def print_answer(response: schemas.QueryResponse) -> None:
 def coverage_line(coverage: schemas.Coverage) -> str:
     """'coverage: 2160 clips in range, 58 as tokens (12 from disk), 2102 summarised, 2 thinned stretches'."""
     cold = f" ({coverage.clips_cold} from disk)" if coverage.clips_cold else ""
-    line = f"coverage: {coverage.clips_in_range} clips in range, {coverage.clips_as_tokens} as tokens{cold}, "
+    line = f"coverage: {_count(coverage.clips_in_range, 'clip')} in range, {coverage.clips_as_tokens} as tokens{cold}, "
     line += f"{coverage.clips_summarised} summarised"
     if coverage.summary_batches:
         line += f" in {coverage.summary_batches} batch summaries"

@@ -170,8 +170,9 @@ def test_query_at_the_event_prints_the_answer_evidence_and_usage(served, footage
     assert f"evidence: 1 clip (times in {ZONE})" in result.stdout
     row = next(line for line in lines if line.lstrip().startswith(CAMERA) and "activity from" not in line)
     assert f"{local(footage.at(10), '%Y-%m-%d %H:%M:%S')}-{local(footage.at(20))}" in row
-    assert lines[-1].startswith("sent ") and " tokens (" in lines[-1]
-    assert "answered from the event timeline (answer_source: timeline) in " in lines[-1]
+    assert lines[-2].startswith("sent ") and " tokens (" in lines[-2]
+    assert lines[-1] == "coverage: 1 clip in range, 1 as tokens, 0 summarised"
+    assert "answered from the event timeline (answer_source: timeline) in " in lines[-2]
 
 
 def test_query_json_is_the_api_response(served, footage):
