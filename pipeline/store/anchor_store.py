@@ -9,6 +9,7 @@ camera lives in one slot and a clip's write is one MULTI/EXEC):
     ns:{camera}:stored              zset    member clip id, score the server time it was stored (ms): retention age
     ns:{camera}:usage               hash    "bytes", "clips": running totals kept in the same transactions
     ns:{camera}:settings            string  CameraSettings JSON (timezone, retention)
+    ns:{camera}:stored-log          stream  one entry {clip: clip id} per write, in the clip's transaction (alerts)
 A clip hash holds "meta" (ClipMeta JSON: times, fingerprint, encoding, grid, counts before/after,
 per-chunk activity and audio salience, schema), "size" (its payload bytes), and per modality (v, a)
 little-endian arrays: "<m>.emb" (N, D) float16 or int8, "<m>.scale" (N,) float32 for int8,
@@ -44,6 +45,7 @@ def utc_now() -> datetime:
 
 
 READ_BATCH = 4  # clips per pipelined round trip: larger replies slow redis-py's parser down
+CLIP_LOG_MAXLEN = 10_000  # entries kept per camera for consumers that fell behind (approximate trim)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class AnchorStore:
     # keys
     def _key(self, camera_id: str, suffix: str) -> str:
         return f"{self.config.namespace}:{{{camera_id}}}:{suffix}"
+
+    def clip_log_key(self, camera_id: str) -> str:
+        """The camera's log of stored clips: every write appends its clip id in the same transaction, so a
+        consumer (alert evaluation) sees every stored clip once the write is acknowledged."""
+        return self._key(camera_id, "stored-log")
 
     def _clip_key(self, camera_id: str, start_ms: int) -> str:
         return self._key(camera_id, f"clip:{start_ms}")
@@ -172,6 +179,7 @@ class AnchorStore:
         camera, clip_id = record.camera_id, record.clip_id
         key = self._clip_key(camera, record.start_ms)
         index, usage, stored_at = self._key(camera, "index"), self._key(camera, "usage"), self._key(camera, "stored")
+        log_key = self.clip_log_key(camera)
 
         def write() -> bool:
             with self.client.pipeline(transaction=False) as claims:  # idempotent; other slots than the camera's
@@ -186,6 +194,7 @@ class AnchorStore:
                 pipe.zadd(stored_at, {clip_id: to_ms(self.clock())})
                 pipe.hincrby(usage, "bytes", meta.stored_bytes - int(old or 0))
                 pipe.hincrby(usage, "clips", 0 if old is not None else 1)
+                pipe.xadd(log_key, {"clip": clip_id}, maxlen=CLIP_LOG_MAXLEN, approximate=True)
 
             old = watched_transaction(self.client, [key], lambda: self.client.hget(key, "size"), replace, clip_id)
             return old is not None
