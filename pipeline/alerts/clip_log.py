@@ -69,9 +69,10 @@ class ClipLog:
         claimed = []
         for camera_id in cameras:
             self._ensure_group(camera_id)
-            _, entries, _ = self.client.xautoclaim(
+            reply = self.client.xautoclaim(
                 self.key_of(camera_id), GROUP, self.consumer, self.claim_idle_ms, "0-0", count=count
             )
+            entries = reply[1]  # Redis 7 adds a third element (deleted ids); 6.2 answers two
             claimed += [LogEntry(camera_id, e.decode(), f[b"clip"].decode()) for e, f in entries if f]
         return claimed
 
