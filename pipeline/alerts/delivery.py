@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import httpx
 
 from pipeline.address_policy import AddressPolicy
 from pipeline.alerts.alert_store import AlertStore
+from pipeline.alerts.config import DeliveryConfig
 from pipeline.alerts.firings import Firing
-from pipeline.alerts.webhook import SCHEMES, Backoff, DeliveryFailed, post
+from pipeline.alerts.webhook import DeliveryFailed, post
 from pipeline.errors import UnknownFiring, UnknownRule
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DeliveryConfig:
-    max_attempts: int = 10  # a rule's webhook may set its own
-    backoff: Backoff = Backoff()
-    timeout_s: float = 10.0
-    schemes: tuple[str, ...] = SCHEMES
-    parallel: int = 8  # outboxes (receivers) served at once
-
-    @property
-    def lock_s(self) -> float:
-        return 3 * self.timeout_s + 5  # one attempt fits well inside the outbox lock
 
 
 class Deliverer:
@@ -95,7 +82,8 @@ class Deliverer:
             limit = rule.webhook.max_attempts or self.config.max_attempts
             if attempts >= limit:
                 log.warning("firing %s dead-lettered after %d attempts: %s", firing.firing_id, attempts, failure)
-                self._settle(rule_id, firing.with_delivery(state="dead", attempts=attempts, last_error=str(failure)), now)
+                dead = firing.with_delivery(state="dead", attempts=attempts, last_error=str(failure))
+                self._settle(rule_id, dead, now)
                 return True
             retry_at = now + round(self.config.backoff.delay_s(attempts) * 1000)
             self.alerts.save_firing(firing.with_delivery(attempts=attempts, next_attempt_ms=retry_at,

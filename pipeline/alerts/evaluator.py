@@ -47,8 +47,10 @@ class AlertEvaluator:
             return []
         zone = self.store.camera(meta.camera_id).tz
         longest = max(r.condition.min_duration_s for r in rules)
-        earlier = self.store.clips(meta.camera_id, meta.start - timedelta(seconds=longest), meta.start) if longest else []
-        earlier = [m for m in earlier if m.end_ms <= meta.start_ms]
+        earlier = []
+        if longest:  # the clips a run at this clip's start may continue from
+            window = self.store.clips(meta.camera_id, meta.start - timedelta(seconds=longest), meta.start)
+            earlier = [m for m in window if m.end_ms <= meta.start_ms]
         recorded = []
         for rule in rules:
             for match in self._matches(rule, meta, earlier, zone):

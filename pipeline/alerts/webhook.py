@@ -7,33 +7,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import random
 import string
-from dataclasses import dataclass
 
 import httpx
 
 from pipeline.address_policy import AddressPolicy
+from pipeline.alerts.config import SCHEMES
 from pipeline.alerts.firings import Firing
 from pipeline.alerts.rules import Webhook
 from pipeline.errors import ForbiddenSource, SourceUnavailable
 
 SIGNATURE_HEADER = "X-Omnisift-Signature"  # "sha256=<hex HMAC of the body under the rule's secret>"
-SCHEMES = ("https", "http")
 MAX_ERROR_CHARS = 300
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Jittered exponential backoff between attempts: the n-th retry waits between half and all of
-    min(max_s, base_s * 2**(n-1)), so replicas retrying together spread out."""
-
-    base_s: float = 1.0
-    max_s: float = 300.0
-
-    def delay_s(self, attempts: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.max_s, self.base_s * 2 ** max(0, attempts - 1))
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 class DeliveryFailed(Exception):

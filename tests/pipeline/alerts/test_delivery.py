@@ -13,14 +13,14 @@ from cryptography.fernet import Fernet
 
 from pipeline.address_policy import AddressPolicy
 from pipeline.alerts.alert_store import AlertStore
-from pipeline.alerts.delivery import Deliverer, DeliveryConfig
+from pipeline.alerts.config import Backoff, DeliveryConfig
+from pipeline.alerts.delivery import Deliverer
 from pipeline.alerts.firings import Delivery, Firing, firing_id_of
 from pipeline.alerts.rules import AlertRule, Condition, Webhook
-from pipeline.alerts.webhook import Backoff, check_url
+from pipeline.alerts.webhook import check_url
 from pipeline.errors import ForbiddenSource
 from pipeline.store.secrets import SecretBox
 from tests.fixtures.service import wait_for
-from tests.fixtures.webhook_receiver import webhook_receiver  # noqa: F401 (fixture)
 
 FAST = DeliveryConfig(max_attempts=1000, backoff=Backoff(base_s=0.02, max_s=0.1), timeout_s=2.0)
 KEY = Fernet.generate_key()
@@ -82,8 +82,11 @@ def test_a_firing_arrives_signed_with_its_idempotency_key_and_credentials(redis_
 
 def test_a_body_template_renders_json_with_escaped_values(redis_server, webhook_receiver):
     store = store_on(redis_server)
-    rule = make_rule(store, webhook_receiver, body_template='{"text": "${rule_name} on ${camera_id} at ${start}", '
-                                                          '"score": ${score}, "firing": ${firing}}')
+    rule = make_rule(
+        store,
+        webhook_receiver,
+        body_template='{"text": "${rule_name} on ${camera_id} at ${start}", "score": ${score}, "firing": ${firing}}',
+    )
     [firing_id] = fire(store, rule, 1)
     deliverer = Deliverer(store, FAST, AddressPolicy())
     try:

@@ -127,7 +127,9 @@ def test_rules_that_cannot_hold_are_refused_with_the_reason(build, reason):
 
 
 def test_a_rule_survives_its_json_with_credentials_sealed():
-    webhook = Webhook("https://hooks.example/t0ken", bearer_token="tok-9f3", headers=(("X-Key", "key-77a"),), secret="s")
+    webhook = Webhook(
+        "https://hooks.example/t0ken", bearer_token="tok-9f3", headers=(("X-Key", "key-77a"),), secret="s"
+    )
     original = replace(rule(min_duration_s=4), webhook=webhook, cameras=("lobby",), cooldown_s=60)
     raw = original.to_json(lambda text: "sealed:" + text[::-1])
     assert not any(secret in raw for secret in ("t0ken", "tok-9f3", "key-77a"))
