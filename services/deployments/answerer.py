@@ -7,7 +7,9 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 
 from omnisift_core.backbone import ClipContext, load_language
+from omnisift_core.backbone.yes_no import yes_probability
 from pipeline.store.anchor_store import AnchorStore
+from pipeline.query.wording import clip_header
 from pipeline.store.connection import connect
 from services.deployments.queries import PlannedPrompt
 from services.models import model_setup, use_cpu_threads
@@ -59,3 +61,11 @@ class Answerer:
         """(full, sent) prompt tokens for a planned prompt, without generating."""
         built = self.language.prompt(prompt.question, self._contexts(prompt))
         return built.full_tokens, len(built)
+
+    def yes_probability(self, clip_id: str, question: str) -> float:
+        """P(yes) to `question` over one stored clip's kept tokens (alert questions; docs/architecture.md, "Alerts")."""
+        clip = self.store.get(clip_id)
+        header = clip_header(clip.meta, self.store.camera(clip.meta.camera_id).tz)
+        context = ClipContext(header, clip.tokens, clip.meta.source_tokens)
+        with self._lock:
+            return yes_probability(self.language, question, [context])
