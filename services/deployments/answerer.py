@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 
 from omnisift_core.backbone import ClipContext, load_language
 from omnisift_core.backbone.yes_no import yes_probability
-from pipeline.store.anchor_store import AnchorStore
 from pipeline.query.wording import clip_header
+from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.connection import connect
 from services.deployments.queries import PlannedPrompt
 from services.models import model_setup, use_cpu_threads
