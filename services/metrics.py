@@ -31,12 +31,14 @@ class Metrics:
         self.reconnects = per_camera("omnisift_camera_reconnects", "Source reconnects")
         self.bytes = per_camera("omnisift_camera_stored_bytes", "Anchor-store bytes held")
         self.alert_gauges = {
-            "rules": Gauge("omnisift_alert_rules", "Alert rules", registry=self.registry),
-            "firings": Gauge("omnisift_alert_firings", "Alert firings recorded", registry=self.registry),
-            "pending": Gauge("omnisift_alert_outbox_pending", "Firings awaiting webhook delivery", registry=self.registry),
-            "dead": Gauge("omnisift_alert_dead_letters", "Firings dead-lettered after their last attempt",
-                          registry=self.registry),
-        }  # fmt: skip
+            what: Gauge(name, documentation, registry=self.registry)
+            for what, name, documentation in (
+                ("rules", "omnisift_alert_rules", "Alert rules"),
+                ("firings", "omnisift_alert_firings", "Alert firings recorded"),
+                ("pending", "omnisift_alert_outbox_pending", "Firings awaiting webhook delivery"),
+                ("dead", "omnisift_alert_dead_letters", "Firings dead-lettered after their last attempt"),
+            )
+        }
 
     def observe_query(self, answer_source: str, seconds: float) -> None:
         self.queries.labels(answer_source).inc()
