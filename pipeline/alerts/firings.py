@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from pipeline.query.timeparse import iso_utc
 from pipeline.records import from_ms
 
 DeliveryState = Literal["none", "pending", "delivered", "dead", "cancelled"]
@@ -67,11 +68,12 @@ class Firing:
         for name in ("start", "end", "reached", "created"):
             data[name] = _iso(data.pop(f"{name}_ms"))
         delivery = data["delivery"]
-        delivery["next_attempt"] = _iso(delivery.pop("next_attempt_ms")) if delivery["state"] == "pending" else None
+        next_attempt = delivery.pop("next_attempt_ms")
+        delivery["next_attempt"] = _iso(next_attempt) if delivery["state"] == "pending" else None
         delivered = delivery.pop("delivered_ms")
         delivery["delivered"] = None if delivered is None else _iso(delivered)
         return data
 
 
 def _iso(ms: int) -> str:
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(from_ms(ms))

@@ -24,7 +24,7 @@ FiringId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 EventId = Annotated[
     str, Field(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$", description="an SSE event id, e.g. 1764758400000-0")
 ]
-Level = Annotated[float, Field(strict=False, ge=0, le=1, allow_inf_nan=False)]
+Level = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24-hour")]
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
@@ -43,7 +43,7 @@ class ConditionIn(Strict):
         None, description="score a chunk must reach (activity share, audio salience, speech probability) or the "
         "probability of yes; default: the timeline's active-chunk thresholds, 0.5 for speech and questions"
     )  # fmt: skip
-    min_duration_s: float = Field(0.0, ge=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    min_duration_s: float = Field(0.0, strict=True, ge=0, le=MAX_DURATION_S, allow_inf_nan=False)
     question: str | None = Field(None, min_length=1, max_length=1000)
 
 
@@ -82,7 +82,7 @@ class AlertRuleIn(Strict):
     cameras: list[CameraId] = Field([], max_length=MAX_QUERY_CAMERAS, description="empty: every camera")
     condition: ConditionIn
     schedule: ScheduleIn = ScheduleIn()
-    cooldown_s: float = Field(0.0, ge=0, le=MAX_COOLDOWN_S, allow_inf_nan=False)
+    cooldown_s: float = Field(0.0, strict=True, ge=0, le=MAX_COOLDOWN_S, allow_inf_nan=False)
     severity: Severity = "warning"
     webhook: WebhookIn | None = None
     enabled: Flag = True

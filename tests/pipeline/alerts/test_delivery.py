@@ -94,7 +94,7 @@ def test_a_body_template_renders_json_with_escaped_values(redis_server, webhook_
     finally:
         deliverer.close()
     body = webhook_receiver.bodies()[0]
-    assert body["text"] == 'door "front" on lobby at 2026-03-14T14:00:00.000Z'
+    assert body["text"] == 'door "front" on lobby at 2026-03-14T14:00:00Z'
     assert body["score"] == 0.5 and body["firing"]["firing_id"] == firing_id
 
 
