@@ -280,7 +280,7 @@ def train(
         typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output.resolve()}")
 
 
-BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing")
+BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing", "alerts")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -378,6 +378,11 @@ def wait_for_stop_signal() -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
+
+# `omnisift alerts ...` lives in its own module, which uses the helpers above
+from services.cli.alerts import alerts_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
 
 if __name__ == "__main__":
     main()

@@ -13,9 +13,11 @@ from datetime import timedelta
 import httpx
 import pytest
 import uvicorn
+from typer.testing import CliRunner
 
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings
+from services.cli.main import app as cli_app
 from services.deployments.gateway import Gateway
 from services.deployments.ingest import Ingest
 from services.http.app import create_api
@@ -217,3 +219,50 @@ def test_the_firing_stream_sends_new_firings_and_resumes_from_last_event_id(serv
     assert all(event_id > first_id for event_id, _ in resumed)
     bad = service.http.get("/v1/firings/stream", headers={"Last-Event-ID": "yesterday"})
     assert bad.status_code == 422 and "last-event-id" in bad.json()["error"]["message"]
+
+
+def cli(service: Service, *args: str, env: dict[str, str] | None = None):
+    """`omnisift <args>` in process, against the service over HTTP."""
+    url = str(service.http.base_url).rstrip("/")
+    return CliRunner().invoke(cli_app, [*args, "--url", url, "--api-key", API_KEY], env=env)
+
+
+def test_the_cli_creates_lists_shows_and_deletes_rules_without_printing_credentials(service, webhook_receiver):
+    created = cli(
+        service, "alerts", "create", "--name", "night yard", "--condition", "motion", "--camera", "cam-cli",
+        "--for", "4", "--days", "fri,sat", "--hours", "22:00-06:00", "--cooldown", "300", "--severity", "critical",
+        "--webhook", webhook_receiver.url(), "--token-env", "HOOK_TOKEN", "--secret-env", "HOOK_SECRET", "--json",
+        env={"HOOK_TOKEN": TOKEN, "HOOK_SECRET": SIGNING_SECRET},
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    rule = json.loads(created.output)
+    assert rule["schedule"] == {"days": ["fri", "sat"], "start": "22:00", "end": "06:00"}
+    assert rule["condition"]["min_duration_s"] == 4 and rule["webhook"]["bearer_token"] and rule["webhook"]["signed"]
+    listed = cli(service, "alerts", "list")
+    assert listed.exit_code == 0 and f"{rule['rule_id']}  'night yard' v1: motion >= 0.02 for 4 s on cam-cli" in (
+        listed.output
+    )
+    shown = cli(service, "alerts", "show", rule["rule_id"])
+    for output in (created.output, listed.output, shown.output):
+        assert TOKEN not in output and SIGNING_SECRET not in output
+    assert cli(service, "alerts", "firings", rule["rule_id"]).output == "no firings\n"
+    assert cli(service, "alerts", "delete", rule["rule_id"]).exit_code == 0
+    missing = cli(service, "alerts", "show", rule["rule_id"])
+    assert missing.exit_code == 1 and "unknown_rule" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--name", "q", "--condition", "question", "--question", "is a person at the door?"],
+         "needs a language model that produces language"),
+        (["--name", "x", "--condition", "motion", "--hours", "22:00"], "--hours takes a window like 22:00-06:00"),
+        (["--name", "x", "--condition", "motion", "--webhook", "http://127.0.0.1:9/", "--token-env", "UNSET_VAR_X"],
+         "UNSET_VAR_X, which is not set"),
+        (["--condition", "motion"], "give --name and --condition"),
+        (["--name", "x", "--condition", "motion", "--webhook", "http://169.254.169.254/"], "metadata endpoint"),
+    ],
+)  # fmt: skip
+def test_the_cli_explains_a_refused_rule_in_one_line(service, args, fragment):
+    result = cli(service, "alerts", "create", *args)
+    assert result.exit_code == 1 and fragment in result.output and len(result.output.strip().splitlines()) == 1
