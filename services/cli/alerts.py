@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from services.cli.main import ApiKeyOption, CliError, JsonOption, UrlOption, _clear_errors, connect
+from services.cli.common import ApiKeyOption, CliError, JsonOption, UrlOption, clear_errors, connect
 from services.cli.rendering import print_json
 from services.http.alert_schemas import AlertRuleOut, FiringOut
 
@@ -120,7 +120,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a rule, from options or from a JSON file (which can carry headers and a body template)."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         rule = _read_rule(file) if file is not None else _rule_from_options(
             name, condition, camera, level, lasting, question, days, hours, cooldown, severity, webhook, token_env,
             secret_env,
@@ -132,7 +132,7 @@ def create(
 @alerts_app.command("list")
 def list_rules(ctx: typer.Context, url: UrlOption = None, api_key: ApiKeyOption = None, as_json: JsonOption = False):
     """Every rule (webhook credentials are never shown)."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         rules = client.alerts()
         if as_json:
             typer.echo(json.dumps([r.model_dump(mode="json") for r in rules], indent=2))
@@ -147,7 +147,7 @@ def show(
     ctx: typer.Context, rule_id: str, url: UrlOption = None, api_key: ApiKeyOption = None, as_json: JsonOption = False
 ):
     """One rule."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         rule = client.alert(rule_id)
         print_json(rule) if as_json else _print_rule(rule)
 
@@ -162,7 +162,7 @@ def update(
     as_json: JsonOption = False,
 ):
     """Replace a rule (its version goes up; send webhook credentials again to keep them)."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         rule = client.update_alert(rule_id, _read_rule(file))
         print_json(rule) if as_json else _print_rule(rule)
 
@@ -170,7 +170,7 @@ def update(
 @alerts_app.command("delete")
 def delete(ctx: typer.Context, rule_id: str, url: UrlOption = None, api_key: ApiKeyOption = None):
     """Delete a rule; its firings stay, undelivered ones are cancelled."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         client.delete_alert(rule_id)
         typer.echo(f"deleted alert rule {rule_id}")
 
@@ -187,7 +187,7 @@ def firings(
     as_json: JsonOption = False,
 ):
     """Firings with their evidence (clips, footage times, scores) and delivery state, oldest first."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         found = client.firings(rule_id, since, limit, dead)
         if as_json:
             typer.echo(json.dumps([f.model_dump(mode="json") for f in found], indent=2))
@@ -206,7 +206,7 @@ def watch(
     as_json: JsonOption = False,
 ):
     """Print firings as they are recorded, until Ctrl-C."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         try:
             for event_id, firing in client.firing_stream(last_event_id):
                 if as_json:
