@@ -79,6 +79,7 @@ class AlertStore:
         self._record = client.register_script(RECORD)
         self._release = client.register_script(RELEASE)
         self._forget_empty = client.register_script(FORGET_EMPTY)
+        self._parsed: dict[bytes, AlertRule] = {}  # stored rule JSON -> the rule
 
     def _run(self, operation, what: str):
         return self.retry.run(operation, what, self.where)
@@ -103,8 +104,12 @@ class AlertStore:
         return AlertRule.from_json(raw, self.secrets.open)
 
     def rules(self) -> list[AlertRule]:
-        raw = self._run(lambda: self.client.hvals(self.key("rules")), "listing rules")
-        return sorted((AlertRule.from_json(r, self.secrets.open) for r in raw), key=lambda r: r.created_ms)
+        """Every rule, read on each call (any replica may change them); a rule whose stored JSON is unchanged is
+        not parsed and unsealed again (that took 8 ms for 100 rules, per evaluated clip)."""
+        raws = self._run(lambda: self.client.hvals(self.key("rules")), "listing rules")
+        known = self._parsed
+        self._parsed = {raw: known.get(raw) or AlertRule.from_json(raw, self.secrets.open) for raw in raws}
+        return sorted(self._parsed.values(), key=lambda r: r.created_ms)
 
     def count_rules(self) -> int:
         return self._run(lambda: self.client.hlen(self.key("rules")), "counting rules")
@@ -119,6 +124,20 @@ class AlertStore:
     def record(self, firing: Firing, rule: AlertRule) -> bool:
         """Store a firing, its log entry and (with a webhook) its outbox entry, unless a firing with its id exists
         or one of the rule's firings on the camera lies within the cooldown of it. True when recorded."""
+        return self.record_all([(firing, rule)]) == [True]
+
+    def record_all(self, firings: list[tuple[Firing, AlertRule]]) -> list[bool]:
+        """`record` for several firings in one round trip (one fsync), in order: a later one sees the earlier."""
+
+        def write() -> list[bool]:
+            with self.client.pipeline(transaction=False) as pipe:
+                for firing, rule in firings:
+                    self._record(*self._record_call(firing, rule), client=pipe)
+                return [reply == 1 for reply in pipe.execute()]
+
+        return self._run(write, f"recording {len(firings)} firing(s)") if firings else []
+
+    def _record_call(self, firing: Firing, rule: AlertRule) -> tuple[list[str], list]:
         keys = [
             self.key("firing", firing.firing_id),
             self.key("firings"),
@@ -130,7 +149,7 @@ class AlertStore:
         ]
         args = [firing.firing_id, firing.to_json(), firing.start_ms, round(rule.cooldown_s * 1000), rule.rule_id,
                 int(firing.delivery.state == "pending"), LOG_MAXLEN]  # fmt: skip
-        return self._run(lambda: self._record(keys, args), f"recording firing {firing.firing_id}") == 1
+        return keys, args
 
     def firing(self, firing_id: str) -> Firing:
         raw = self._run(lambda: self.client.get(self.key("firing", firing_id)), f"reading firing {firing_id}")

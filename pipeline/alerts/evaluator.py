@@ -51,13 +51,13 @@ class AlertEvaluator:
         if longest:  # the clips a run at this clip's start may continue from
             window = self.store.clips(meta.camera_id, meta.start - timedelta(seconds=longest), meta.start)
             earlier = [m for m in window if m.end_ms <= meta.start_ms]
-        recorded = []
-        for rule in rules:
-            for match in self._matches(rule, meta, earlier, zone):
-                firing = self._firing(rule, meta, match)
-                if self.alerts.record(firing, rule):
-                    recorded.append(firing)
-        return recorded
+        now_ms = self.alerts.now_ms()
+        found = [
+            (self._firing(rule, meta, match, now_ms), rule)
+            for rule in rules
+            for match in self._matches(rule, meta, earlier, zone)
+        ]
+        return [firing for (firing, _), new in zip(found, self.alerts.record_all(found), strict=True) if new]
 
     def _matches(self, rule: AlertRule, meta: ClipMeta, earlier: list[ClipMeta], zone) -> list[Match]:
         if rule.condition.kind != "question":
@@ -68,7 +68,7 @@ class AlertEvaluator:
         found = question_match(rule, meta, self.ask(meta.clip_id, rule.condition.question or ""), zone)
         return [] if found is None else [found]
 
-    def _firing(self, rule: AlertRule, meta: ClipMeta, match: Match) -> Firing:
+    def _firing(self, rule: AlertRule, meta: ClipMeta, match: Match, now_ms: int) -> Firing:
         return Firing(
             firing_id=firing_id_of(rule.rule_id, rule.version, meta.camera_id, match.start_ms),
             rule_id=rule.rule_id,
@@ -82,6 +82,6 @@ class AlertEvaluator:
             reached_ms=match.reached_ms,
             clip_ids=match.clip_ids,
             scores=match.scores,
-            created_ms=self.alerts.now_ms(),
+            created_ms=now_ms,
             delivery=Delivery(state="pending" if rule.webhook is not None else "none"),
         )
