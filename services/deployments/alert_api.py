@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, time
 
@@ -16,18 +17,22 @@ from pipeline.alerts.rules import AlertRule, Condition, Schedule, Webhook
 from pipeline.alerts.webhook import check_url, render_body
 from pipeline.errors import InvalidRule, SourceUnavailable
 from pipeline.records import from_ms, to_ms
-from services.errors import Conflict
+from services.errors import Conflict, NotReady
 from services.http import alert_schemas as api
 from services.settings import Settings
 
-STREAM_BLOCK_MS = 5000  # one read of the firing log; a keep-alive comment after KEEPALIVE_READS idle reads
-KEEPALIVE_READS = 3
+STREAM_BLOCK_MS = 1000  # one read of the firing log (a stream whose client left ends within this)
+KEEPALIVE_READS = 15  # a keep-alive comment after this many idle reads
+MAX_STREAMS = 32  # firing streams open at once per gateway replica: each waits on the log in a thread of its own
 
 
 class AlertApi:
     def __init__(self, settings: Settings, alerts: AlertStore) -> None:
         self.settings = settings
         self.alerts = alerts
+        # Blocking log reads get threads of their own, so open streams never hold up the API's other calls.
+        self._stream_reads = ThreadPoolExecutor(MAX_STREAMS, thread_name_prefix="firing-stream")
+        self._open_streams = 0
 
     # rules
 
@@ -141,11 +146,25 @@ class AlertApi:
     async def firing_events(self, last_event_id: str | None) -> AsyncIterator[str]:
         """Server-Sent Events: every firing logged after `last_event_id` (None: after the newest now), then new
         ones as they are recorded; a comment now and then keeps proxies from closing an idle stream."""
+        if self._open_streams >= MAX_STREAMS:
+            raise NotReady(f"{MAX_STREAMS} firing streams are open on this replica; try again later")
         after = last_event_id or await asyncio.to_thread(self.alerts.last_event_id)
-        yield "retry: 2000\n\n"
+        return self._events(after)
+
+    async def _events(self, after: str) -> AsyncIterator[str]:
+        self._open_streams += 1
+        try:
+            yield "retry: 2000\n\n"
+            async for event in self._logged(after):
+                yield event
+        finally:
+            self._open_streams -= 1
+
+    async def _logged(self, after: str) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
         idle = 0
         while True:
-            logged = await asyncio.to_thread(self.alerts.log_after, after, STREAM_BLOCK_MS)
+            logged = await loop.run_in_executor(self._stream_reads, self.alerts.log_after, after, STREAM_BLOCK_MS)
             if not logged:
                 idle += 1
                 if idle >= KEEPALIVE_READS:

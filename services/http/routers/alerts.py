@@ -75,7 +75,7 @@ async def firing_stream(
     last_event_id: api.EventId | None = Header(None, description="resume after this event (sent by SSE clients)"),
     backend: Backend = Depends(get_backend),
 ) -> StreamingResponse:
-    events = backend.alerts.firing_events(last_event_id)
+    events = await backend.alerts.firing_events(last_event_id)  # refusals so far are plain 4xx/5xx responses
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 

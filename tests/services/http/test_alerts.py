@@ -4,8 +4,10 @@ the service; webhooks go to a real receiver. Clips are written to the store as t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,7 +58,7 @@ def service(redis_servers, tmp_path_factory) -> Iterator[Service]:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10, trust_env=False) as http:
         yield Service(http, store, gateway)
-    server.should_exit = True
+    server.should_exit = server.force_exit = True  # streams still open end with the server
     thread.join(10)
     gateway.alert_worker.stop()
     ingest.close()
@@ -266,3 +268,14 @@ def test_the_cli_creates_lists_shows_and_deletes_rules_without_printing_credenti
 def test_the_cli_explains_a_refused_rule_in_one_line(service, args, fragment):
     result = cli(service, "alerts", "create", *args)
     assert result.exit_code == 1 and fragment in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_open_firing_streams_do_not_hold_up_the_rest_of_the_api(service):
+    """More streams than the event loop's default thread pool has threads (6 on 2 cores), all waiting."""
+    with contextlib.ExitStack() as streams:
+        for _ in range(10):
+            response = streams.enter_context(service.http.stream("GET", "/v1/firings/stream", timeout=20))
+            assert next(response.iter_lines()) == "retry: 2000"
+        began = time.monotonic()
+        assert service.http.get("/v1/alerts", timeout=5).status_code == 200
+        assert time.monotonic() - began < 1.0
