@@ -104,7 +104,7 @@ def delivery_delay(data_dir: Path, clips: int) -> list[float]:
     alerts.put_rule(AlertRule("delay", "motion", Condition("motion"), webhook=Webhook(receiver.url, secret="k"),
                               created_ms=alerts.now_ms()))  # fmt: skip
     store.set_camera(CameraSettings("door"))
-    worker = AlertWorker(settings, connection.client, store, alerts, None).start()
+    worker = AlertWorker(settings, connection, None).start()
     moving_first = ChunkScores((0.3,) + (0.0,) * 4, (0.0,) * 5)
     delays = []
     try:

@@ -65,13 +65,14 @@ def _chunks(rule: AlertRule, meta: ClipMeta, zone: ZoneInfo, activity: ActivityC
 
 def _carried(rule: AlertRule, earlier: Sequence[ClipMeta], start_ms: int, zone, activity) -> list[_Chunk]:
     """The matching chunks that end exactly at `start_ms`, from contiguous earlier clips (oldest first); the
-    walk back stops at a chunk that does not match, a gap, or once they last the rule's minimum duration."""
+    walk back stops at a chunk that does not match, a gap, or once they last the rule's minimum duration (and
+    at least one chunk: a run that began before the clip is not a new one)."""
     carried: list[_Chunk] = []
     for meta in reversed(earlier):
         if meta.end_ms != (carried[0].start_ms if carried else start_ms):
             break
         for chunk in reversed(_chunks(rule, meta, zone, activity)):
-            if not chunk.holds or start_ms - chunk.end_ms >= rule.condition.min_duration_s * 1000:
+            if not chunk.holds or (carried and start_ms - chunk.end_ms >= rule.condition.min_duration_s * 1000):
                 return carried
             carried.insert(0, chunk)
     return carried
@@ -84,7 +85,7 @@ def find_matches(
     when it is 0). `earlier` are the camera's clips before it, oldest first, from which a run at the clip's
     start continues; a run that reached the duration in an earlier clip has fired there already."""
     need_ms = round(rule.condition.min_duration_s * 1000)
-    carried = _carried(rule, earlier, meta.start_ms, zone, activity) if need_ms else []
+    carried = _carried(rule, earlier, meta.start_ms, zone, activity)
     chunks = carried + _chunks(rule, meta, zone, activity)
     matches: list[Match] = []
     run: list[_Chunk] = []

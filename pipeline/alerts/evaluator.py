@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from omnisift_core.layout import SECONDS_PER_CHUNK
 from pipeline.activity import ActivityConfig
 from pipeline.alerts.alert_store import AlertStore
 from pipeline.alerts.evaluation import Match, find_matches, question_match
@@ -46,11 +47,10 @@ class AlertEvaluator:
         if not rules:
             return []
         zone = self.store.camera(meta.camera_id).tz
-        longest = max(r.condition.min_duration_s for r in rules)
-        earlier = []
-        if longest:  # the clips a run at this clip's start may continue from
-            window = self.store.clips(meta.camera_id, meta.start - timedelta(seconds=longest), meta.start)
-            earlier = [m for m in window if m.end_ms <= meta.start_ms]
+        # the clips a run at this clip's start may continue from: the rules' longest duration, or the last chunk
+        lookback = max(SECONDS_PER_CHUNK, *(r.condition.min_duration_s for r in rules))
+        window = self.store.clips(meta.camera_id, meta.start - timedelta(seconds=lookback), meta.start)
+        earlier = [m for m in window if m.end_ms <= meta.start_ms]
         now_ms = self.alerts.now_ms()
         found = [
             (self._firing(rule, meta, match, now_ms), rule)

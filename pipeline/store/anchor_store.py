@@ -425,7 +425,7 @@ class AnchorStore:
         members = [m.decode() for m in self._run(lambda: self.client.zrange(index, 0, -1), f"listing {camera_id}")]
         for start in range(0, len(members), 256):
             self._evict(camera_id, members[start : start + 256])
-        leftovers = (index, self._key(camera_id, "usage"), self._key(camera_id, "stored"))
+        leftovers = (index, self._key(camera_id, "usage"), self._key(camera_id, "stored"), self.clip_log_key(camera_id))
         self._run(lambda: self.client.delete(*leftovers), f"clearing {camera_id}")
         return len(members)
 

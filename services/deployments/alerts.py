@@ -5,12 +5,14 @@ restarts loses nothing (docs/architecture.md, "Alerts")."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import redis
 
@@ -18,25 +20,30 @@ from pipeline.alerts.alert_store import AlertStore
 from pipeline.alerts.clip_log import ClipLog
 from pipeline.alerts.delivery import Deliverer
 from pipeline.alerts.evaluator import AlertEvaluator, AskYesNo
+from pipeline.errors import StoreError
 from pipeline.store.anchor_store import AnchorStore
+from pipeline.store.connection import RedisConnection, RetryPolicy
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 1000  # the longest a new camera's first clip waits to be noticed
 DELIVERY_POLL_S = 0.5  # outboxes are served at least this often (at once after a local firing)
-ERROR_PAUSE_S = 1.0
+ERROR_PAUSE_S = (1.0, 10.0)  # after a failure the loop pauses, doubling from the first to the second
+ONE_TRY = RetryPolicy(attempts=1)  # the loops retry on their own, and say so once per outage
 
 
 class AlertWorker:
-    def __init__(
-        self, settings: Settings, client: redis.Redis, store: AnchorStore, alerts: AlertStore, ask: AskYesNo | None
-    ) -> None:
+    def __init__(self, settings: Settings, connection: RedisConnection, ask: AskYesNo | None) -> None:
         consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        store_config = replace(settings.store_config(), retry=ONE_TRY)
+        self.store = AnchorStore(connection.client, None, store_config, where=connection.url)
+        alerts = AlertStore(connection.client, settings.store_namespace, settings.secrets(), connection.url, ONE_TRY)
         self.claim_every_s = settings.alert_claim_idle_s / 2
-        self.store = store
-        self.clip_log = ClipLog(client, store.clip_log_key, consumer, round(settings.alert_claim_idle_s * 1000))
-        self.evaluator = AlertEvaluator(store, alerts, settings.activity_config(), ask)
+        self.clip_log = ClipLog(
+            connection.client, self.store.clip_log_key, consumer, round(settings.alert_claim_idle_s * 1000)
+        )
+        self.evaluator = AlertEvaluator(self.store, alerts, settings.activity_config(), ask)
         self.deliverer = Deliverer(alerts, settings.alert_delivery(), settings.address_policy())
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -59,8 +66,9 @@ class AlertWorker:
 
     def _evaluate_forever(self) -> None:
         last_claim = time.monotonic()
+        outage = _Outage("alert evaluation", self._stop)
         while not self._stop.is_set():
-            try:
+            with outage.guard():
                 cameras = self.store.cameras()
                 if not cameras:
                     self._stop.wait(READ_BLOCK_MS / 1000)
@@ -74,16 +82,36 @@ class AlertWorker:
                     self.clip_log.ack(entry)  # after the firings are recorded: a crash before it re-evaluates
                     if any(f.delivery.state == "pending" for f in fired):
                         self._wake.set()
-            except Exception:  # the store is down or a rule is broken: the entries stay pending and come back
-                log.exception("alert evaluation failed; retrying")
-                self._stop.wait(ERROR_PAUSE_S)
 
     def _deliver_forever(self) -> None:
+        outage = _Outage("alert delivery", self._stop)
         while not self._stop.is_set():
-            try:
+            with outage.guard():
                 self.deliverer.run_once()
-            except Exception:
-                log.exception("alert delivery failed; retrying")
-                self._stop.wait(ERROR_PAUSE_S)
             self._wake.wait(DELIVERY_POLL_S)
             self._wake.clear()
+
+
+class _Outage:
+    """A loop's failures: the first of a series is logged, then the loop pauses (longer each time) and tries
+    again; the first success after them is logged too. Work left undone stays in Redis for the next try."""
+
+    def __init__(self, what: str, stop: threading.Event) -> None:
+        self.what = what
+        self.stop = stop
+        self.pause_s = 0.0
+
+    @contextlib.contextmanager
+    def guard(self):
+        try:
+            yield
+        except Exception as error:  # the store is down, or a rule or record is broken
+            if not self.pause_s:
+                unexpected = not isinstance(error, StoreError | redis.RedisError)  # a store outage needs no traceback
+                log.warning("%s failed, retrying until it works: %s", self.what, error, exc_info=unexpected)
+            self.pause_s = min(ERROR_PAUSE_S[1], max(ERROR_PAUSE_S[0], 2 * self.pause_s))
+            self.stop.wait(self.pause_s)
+            return
+        if self.pause_s:
+            log.warning("%s works again", self.what)
+            self.pause_s = 0.0

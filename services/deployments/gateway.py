@@ -54,7 +54,7 @@ class Gateway:
         alerts = AlertStore(connection.client, settings.store_namespace, settings.secrets(), connection.url)
         self.alerts = AlertApi(settings, alerts)
         ask = _asker(answerer) if settings.asks_questions and answerer is not None else None
-        worker = AlertWorker(settings, connection.client, self.store, alerts, ask) if settings.alert_worker else None
+        worker = AlertWorker(settings, connection, ask) if settings.alert_worker else None
         self.alert_worker = worker and worker.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -76,10 +76,18 @@ def test_a_minimum_duration_fires_once_when_reached_even_across_clips():
     assert find_matches(need_6s, continuing, [second, third], UTC, ACTIVITY) == []
 
 
+def test_motion_across_a_clip_boundary_is_one_event_that_fires_once():
+    first = meta_at("lobby", 0, activity=(0.0, 0.0, 0.0, 0.0, 0.5))
+    second = meta_at("lobby", 10, activity=(0.5, 0.5, 0.0, 0.5, 0.0))
+    assert [m.start_ms for m in find_matches(rule(), first, [], UTC, ACTIVITY)] == [ms(8)]
+    assert [m.start_ms for m in find_matches(rule(), second, [first], UTC, ACTIVITY)] == [ms(16)]  # not at 10
+
+
 def test_a_run_does_not_continue_across_a_gap_between_clips():
     first = meta_at("lobby", 0, activity=(0.0, 0.0, 0.0, 0.5, 0.5))
     after_gap = meta_at("lobby", 20, activity=(0.5, 0.0, 0.0, 0.0, 0.0))
     assert find_matches(rule(min_duration_s=4), after_gap, [first], UTC, ACTIVITY) == []
+    assert [m.start_ms for m in find_matches(rule(), after_gap, [first], UTC, ACTIVITY)] == [ms(20)]
 
 
 def test_the_schedule_is_read_in_the_cameras_timezone():
