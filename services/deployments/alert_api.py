@@ -17,12 +17,13 @@ from pipeline.alerts.rules import AlertRule, Condition, Schedule, Webhook
 from pipeline.alerts.webhook import check_url, render_body
 from pipeline.errors import InvalidRule, SourceUnavailable
 from pipeline.records import from_ms, to_ms
+from services.deployments.alerts import ONE_TRY
 from services.errors import Conflict, NotReady
 from services.http import alert_schemas as api
 from services.settings import Settings
 
-STREAM_BLOCK_MS = 1000  # one read of the firing log (a stream whose client left ends within this)
-KEEPALIVE_READS = 15  # a keep-alive comment after this many idle reads
+STREAM_BLOCK_MS = 1000  # one read of the firing log
+KEEPALIVE_READS = 10  # a keep-alive comment after this many idle reads (a stream whose client left ends there)
 MAX_STREAMS = 32  # firing streams open at once per gateway replica: each waits on the log in a thread of its own
 
 
@@ -30,8 +31,10 @@ class AlertApi:
     def __init__(self, settings: Settings, alerts: AlertStore) -> None:
         self.settings = settings
         self.alerts = alerts
-        # Blocking log reads get threads of their own, so open streams never hold up the API's other calls.
+        # Blocking log reads get threads of their own, so open streams never hold up the API's other calls; a
+        # read that fails ends the stream at once (its client resumes from Last-Event-ID) instead of retrying.
         self._stream_reads = ThreadPoolExecutor(MAX_STREAMS, thread_name_prefix="firing-stream")
+        self._log = AlertStore(alerts.client, settings.store_namespace, alerts.secrets, alerts.where, ONE_TRY)
         self._open_streams = 0
 
     # rules
@@ -164,7 +167,7 @@ class AlertApi:
         loop = asyncio.get_running_loop()
         idle = 0
         while True:
-            logged = await loop.run_in_executor(self._stream_reads, self.alerts.log_after, after, STREAM_BLOCK_MS)
+            logged = await loop.run_in_executor(self._stream_reads, self._log.log_after, after, STREAM_BLOCK_MS)
             if not logged:
                 idle += 1
                 if idle >= KEEPALIVE_READS:
