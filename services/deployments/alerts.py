@@ -28,7 +28,7 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 1000  # the longest a new camera's first clip waits to be noticed
-DELIVERY_POLL_S = 0.5  # outboxes are served at least this often (at once after a local firing)
+DELIVERY_POLL_S = 0.25  # outboxes are served at least this often (at once after a local firing)
 ERROR_PAUSE_S = (1.0, 10.0)  # after a failure the loop pauses, doubling from the first to the second
 ONE_TRY = RetryPolicy(attempts=1)  # the loops retry on their own, and say so once per outage
 

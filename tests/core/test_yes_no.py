@@ -1,32 +1,33 @@
 """The probability of "yes" over a clip's kept tokens, on the tiny model's real forward pass: a probability,
-the same for the same inputs, and exactly the softmax of the full (uncached) forward's next-token logits."""
+the same for the same inputs, and exactly the softmax of the full (uncached) forward's next-token logits.
+The clips are OmniSIFT-compressed tokens of the model's hidden size (the encoder half is tested elsewhere)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from omnisift_core.backbone import Checkpoint, ClipContext, ModelSource, load_encoder, load_language
+from omnisift_core.backbone import Checkpoint, ClipContext, ModelSource, load_language
 from omnisift_core.backbone.yes_no import INSTRUCTION, first_token_ids, yes_probability
 from omnisift_core.compressor import OmniSiftCompressor
-from omnisift_core.config import PRESETS, FrameLimits
+from omnisift_core.config import PRESETS
+from omnisift_core.layout import VideoGrid
+from omnisift_core.tokens import build_clip_tokens
 
-LIMITS = FrameLimits(min_pixels=4 * 28 * 28, max_pixels=40 * 28 * 28)
 HEADER = "[door, 2026-11-23 14:03:00-14:03:04 UTC]"
+GRID = VideoGrid(frames=4, rows=4, cols=5)
 
 
 @pytest.fixture(scope="module")
 def language_and_clips():
-    checkpoint = Checkpoint(ModelSource.parse("tiny"))
-    encoder, language = load_encoder(checkpoint, torch.device("cpu"), LIMITS), load_language(checkpoint)
+    language = load_language(Checkpoint(ModelSource.parse("tiny")))
+    dim = language.model.lm_head.in_features
     compressor = OmniSiftCompressor(PRESETS["25%"])
     clips = []
     for seed in (0, 1):
-        rng = np.random.default_rng(seed)
-        frames = rng.integers(0, 256, size=(8, 112, 140, 3), dtype=np.uint8)
-        waveform = (0.1 * rng.standard_normal(4 * 16_000)).astype(np.float32)
-        full = encoder.encode(frames, waveform, fps=2.0)
+        generator = torch.Generator().manual_seed(seed)
+        video = torch.randn(GRID.num_tokens, dim, generator=generator)
+        full = build_clip_tokens(video, GRID, torch.randn(100, dim, generator=generator))
         clips.append(ClipContext(HEADER, compressor.compress(full).kept, len(full.video) + len(full.audio)))
     return language, clips
 
