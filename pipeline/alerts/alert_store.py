@@ -219,6 +219,9 @@ class AlertStore:
 
         self._run(write, f"settling firing {firing.firing_id}")
 
+    def drop_from_outbox(self, rule_id: str, firing_id: str) -> None:
+        self._run(lambda: self.client.lrem(self.key("outbox", rule_id), 1, firing_id), "dropping from an outbox")
+
     def stats(self) -> AlertStats:
         def read():
             with self.client.pipeline(transaction=False) as pipe:

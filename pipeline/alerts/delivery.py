@@ -63,8 +63,9 @@ class Deliverer:
         now = self.alerts.now_ms()
         try:
             firing = self.alerts.firing(head)
-        except UnknownFiring:
-            return False
+        except UnknownFiring:  # its record is gone: nothing to send, and it must not hold the others back
+            self.alerts.drop_from_outbox(rule_id, head)
+            return True
         if firing.delivery.next_attempt_ms > now:
             return False
         try:

@@ -173,6 +173,19 @@ def test_firings_of_a_deleted_rule_are_cancelled_not_sent(redis_server, webhook_
     assert webhook_receiver.received == []
 
 
+def test_an_outbox_entry_whose_firing_is_gone_does_not_hold_the_others_back(redis_server, webhook_receiver):
+    store = store_on(redis_server)
+    rule = make_rule(store, webhook_receiver)
+    lost, kept = fire(store, rule, 2)
+    redis_server.client().delete(store.key("firing", lost))
+    deliverer = Deliverer(store, FAST, AddressPolicy())
+    try:
+        deliver_until(deliverer, lambda: webhook_receiver.received, "the second firing")
+    finally:
+        deliverer.close()
+    assert [b["firing_id"] for b in webhook_receiver.bodies()] == [kept] and store.outbox_ids(rule.rule_id) == []
+
+
 def test_the_same_firing_is_recorded_once_and_a_cooldown_suppresses_neighbours(redis_server, webhook_receiver):
     store = store_on(redis_server)
     rule = replace(make_rule(store, webhook_receiver), cooldown_s=15)
