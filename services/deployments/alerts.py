@@ -17,10 +17,11 @@ from dataclasses import replace
 import redis
 
 from pipeline.alerts.alert_store import AlertStore
-from pipeline.alerts.clip_log import ClipLog
+from pipeline.alerts.clip_log import ClipLog, LogEntry
 from pipeline.alerts.delivery import Deliverer
 from pipeline.alerts.evaluator import AlertEvaluator, AskYesNo
-from pipeline.errors import StoreError
+from pipeline.alerts.firings import Firing
+from pipeline.errors import StoreError, StoreUnavailable
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.connection import RedisConnection, RetryPolicy
 from services.settings import Settings
@@ -78,10 +79,21 @@ class AlertWorker:
                     entries += self.clip_log.claim_stale(cameras)
                     last_claim = time.monotonic()
                 for entry in entries:
-                    fired = self.evaluator.evaluate(entry.clip_id, entry.stored_ms)
+                    fired = self._evaluate(entry)
                     self.clip_log.ack(entry)  # after the firings are recorded: a crash before it re-evaluates
                     if any(f.delivery.state == "pending" for f in fired):
                         self._wake.set()
+
+    def _evaluate(self, entry: LogEntry) -> list[Firing]:
+        """The clip's firings; a clip that cannot be evaluated (not a store outage: that is retried) is logged
+        and skipped, so that it does not come back forever."""
+        try:
+            return self.evaluator.evaluate(entry.clip_id, entry.stored_ms)
+        except (StoreUnavailable, redis.RedisError):
+            raise
+        except Exception:
+            log.exception("clip %s cannot be evaluated for alerts; skipped", entry.clip_id)
+            return []
 
     def _deliver_forever(self) -> None:
         outage = _Outage("alert delivery", self._stop)

@@ -13,6 +13,7 @@ from pipeline.alerts.alert_store import AlertStore
 from pipeline.alerts.clip_log import ClipLog
 from pipeline.alerts.evaluator import AlertEvaluator
 from pipeline.alerts.rules import AlertRule, Condition
+from pipeline.records import ChunkScores
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings, StoreConfig
 from pipeline.store.secrets import SecretBox
@@ -94,3 +95,17 @@ def test_rules_watch_only_their_cameras(redis_server):
     alerts.put_rule(AlertRule("yard", "yard", Condition("motion"), cameras=("yard",), created_ms=alerts.now_ms()))
     put = store.put(record_at("lobby", 0, moving_frames=frozenset({3})))
     assert AlertEvaluator(store, alerts, ActivityConfig()).evaluate(put.clip_id, alerts.now_ms()) == []
+
+
+def test_speech_fires_on_stored_clips_that_carry_voice_activity(redis_server):
+    store, alerts = stores(redis_server)
+    alerts.put_rule(AlertRule("talk", "talk", Condition("speech", min_duration_s=4), created_ms=alerts.now_ms()))
+    quiet = (0.0,) * 5
+    for offset, speech in ((0, (0.1, 0.2, 0.1, 0.1, 0.9)), (10, (0.95, 0.9, 0.2, 0.1, 0.1))):
+        base = record_at("lobby", offset)
+        store.put(replace(base, scores=ChunkScores(quiet, quiet, speech)))
+    log = ClipLog(redis_server.client(), store.clip_log_key, "worker-1")
+    [firing] = evaluate_all(log, AlertEvaluator(store, alerts, ActivityConfig()))
+    t0_ms = round(T0.timestamp() * 1000)
+    assert (firing.start_ms, firing.reached_ms, firing.end_ms) == (t0_ms + 8_000, t0_ms + 12_000, t0_ms + 14_000)
+    assert firing.scores["speech"] == 0.95 and len(firing.clip_ids) == 2
