@@ -279,3 +279,13 @@ def test_open_firing_streams_do_not_hold_up_the_rest_of_the_api(service):
         began = time.monotonic()
         assert service.http.get("/v1/alerts", timeout=5).status_code == 200
         assert time.monotonic() - began < 1.0
+
+
+def test_a_clip_that_cannot_be_evaluated_is_skipped_and_the_next_one_fires(service):
+    rule = create(service, rule_body("cam-broken"))
+    put_clip(service, "cam-broken", 0, moving=False)
+    log_key = service.store.clip_log_key("cam-broken")
+    service.store.client.xadd(log_key, {"clip": "cam-broken@not-a-time"})  # an entry no clip can answer
+    put_clip(service, "cam-broken", 20)
+    wait_for(lambda: service.http.get(f"/v1/alerts/{rule['rule_id']}/firings").json(), "the next clip's firing", 10)
+    assert service.store.client.xpending(log_key, "alerts")["pending"] == 0  # nothing left to come back
