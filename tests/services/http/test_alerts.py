@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.config import CameraSettings
+from services.cli.client import Client
 from services.cli.main import app as cli_app
 from services.deployments.gateway import Gateway
 from services.deployments.ingest import Ingest
@@ -289,3 +290,20 @@ def test_a_clip_that_cannot_be_evaluated_is_skipped_and_the_next_one_fires(servi
     put_clip(service, "cam-broken", 20)
     wait_for(lambda: service.http.get(f"/v1/alerts/{rule['rule_id']}/firings").json(), "the next clip's firing", 10)
     assert service.store.client.xpending(log_key, "alerts")["pending"] == 0  # nothing left to come back
+
+
+def test_the_cli_client_replays_the_firing_stream_from_an_event_id(service):
+    rule = create(service, rule_body("cam-replay"))
+    put_clip(service, "cam-replay", 0)
+    [firing] = wait_for(lambda: service.http.get(f"/v1/alerts/{rule['rule_id']}/firings").json(), "the firing", 10)
+    newest = service.gateway.alerts.alerts.last_event_id()  # the stream's last entry so far
+    with Client(str(service.http.base_url), API_KEY) as client:
+        events = client.firing_stream("0-0")  # from the log's beginning
+        replayed = []
+        for event_id, event in events:
+            replayed.append((event_id, event.firing_id))
+            if event_id == newest:
+                break
+        events.close()
+    assert firing["firing_id"] in [f for _, f in replayed]
+    assert [i for i, _ in replayed] == sorted({i for i, _ in replayed}, key=lambda i: tuple(map(int, i.split("-"))))
