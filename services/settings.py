@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     alert_webhook_timeout_s: float = Field(10.0, gt=0, le=300)
     alert_webhook_schemes: list[Literal["https", "http"]] = list(SCHEMES)
     alert_claim_idle_s: float = Field(30.0, gt=0, le=3600)  # clips a dead replica took are evaluated after this
+    alert_firings_max_age_hours: float | None = Field(24.0 * 30, gt=0)  # firings recorded longer ago are forgotten
 
     # service
     host: str = "127.0.0.1"

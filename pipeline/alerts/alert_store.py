@@ -12,6 +12,7 @@ one slot):
     ns:{alerts}:outboxes                 set     rule ids whose outbox may hold firings
     ns:{alerts}:outbox:<rule id>:lock    string  the worker delivering that outbox (expiring)
     ns:{alerts}:dead                     zset    dead-lettered firing ids, score when
+    ns:{alerts}:created                  zset    firing ids, score when recorded (server clock): what retention ages
 A firing is recorded by one Lua script: the id check, the cooldown check and every write happen at once, so
 neither a re-evaluated clip nor two replicas can fire twice.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import redis
 
@@ -42,6 +44,7 @@ redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], start, ARGV[1])
 redis.call('ZADD', KEYS[3], start, ARGV[1])
 redis.call('ZADD', KEYS[4], start, ARGV[1])
+redis.call('ZADD', KEYS[8], ARGV[8], ARGV[1])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'firing', ARGV[2])
 if ARGV[6] == '1' then
   redis.call('RPUSH', KEYS[6], ARGV[1])
@@ -146,9 +149,10 @@ class AlertStore:
             self.key("log"),
             self.key("outbox", rule.rule_id),
             self.key("outboxes"),
+            self.key("created"),
         ]
         args = [firing.firing_id, firing.to_json(), firing.start_ms, round(rule.cooldown_s * 1000), rule.rule_id,
-                int(firing.delivery.state == "pending"), LOG_MAXLEN]  # fmt: skip
+                int(firing.delivery.state == "pending"), LOG_MAXLEN, firing.created_ms]  # fmt: skip
         return keys, args
 
     def firing(self, firing_id: str) -> Firing:
@@ -218,6 +222,38 @@ class AlertStore:
                 pipe.execute()
 
         self._run(write, f"settling firing {firing.firing_id}")
+
+    def prune(self, before_ms: int, batch: int = 256) -> int:
+        """Forget firings recorded before `before_ms` (server clock), with their index entries, except those still
+        waiting for delivery; returns how many went. Cooldowns only look at the firings that are left."""
+
+        def one_batch(offset: int) -> tuple[int, int]:  # (pruned, kept); (0, 0) once none is left
+            created = self.client.zrangebyscore(self.key("created"), "-inf", f"({before_ms}", offset, batch)
+            ids = [i.decode() for i in created]
+            raws = self.client.mget([self.key("firing", i) for i in ids]) if ids else []
+            pruned = kept = 0
+            with self.client.pipeline(transaction=True) as pipe:
+                for firing_id, raw in zip(ids, raws, strict=True):
+                    firing = None if raw is None else Firing.from_json(raw)
+                    if firing is not None and firing.delivery.state == "pending":
+                        kept += 1  # still in an outbox: it stays, and so does its place in the index
+                        continue
+                    if firing is not None:
+                        pipe.delete(self.key("firing", firing_id))
+                        pipe.zrem(self.key("rule", firing.rule_id, "firings"), firing_id)
+                        pipe.zrem(self.key("rule", firing.rule_id, "cam", firing.camera_id), firing_id)
+                    for index in ("firings", "dead", "created"):
+                        pipe.zrem(self.key(index), firing_id)
+                    pruned += 1
+                pipe.execute()
+            return pruned, kept
+
+        total, offset = 0, 0
+        while True:
+            pruned, kept = self._run(partial(one_batch, offset), "pruning old firings")
+            if not pruned and not kept:
+                return total
+            total, offset = total + pruned, offset + kept
 
     def drop_from_outbox(self, rule_id: str, firing_id: str) -> None:
         self._run(lambda: self.client.lrem(self.key("outbox", rule_id), 1, firing_id), "dropping from an outbox")

@@ -32,6 +32,7 @@ READ_BLOCK_MS = 1000  # the longest a new camera's first clip waits to be notice
 DELIVERY_POLL_S = 0.25  # outboxes are served at least this often (at once after a local firing)
 ERROR_PAUSE_S = (1.0, 10.0)  # after a failure the loop pauses, doubling from the first to the second
 ONE_TRY = RetryPolicy(attempts=1)  # the loops retry on their own, and say so once per outage
+PRUNE_EVERY_S = 60.0  # firings past alert_firings_max_age_hours are forgotten this often
 
 
 class AlertWorker:
@@ -46,6 +47,9 @@ class AlertWorker:
         )
         self.evaluator = AlertEvaluator(self.store, alerts, settings.activity_config(), ask)
         self.deliverer = Deliverer(alerts, settings.alert_delivery(), settings.address_policy())
+        self.alerts = alerts
+        hours = settings.alert_firings_max_age_hours
+        self.firings_max_age_ms = None if hours is None else round(hours * 3600 * 1000)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads = [
@@ -97,9 +101,13 @@ class AlertWorker:
 
     def _deliver_forever(self) -> None:
         outage = _Outage("alert delivery", self._stop)
+        last_prune = 0.0
         while not self._stop.is_set():
             with outage.guard():
                 self.deliverer.run_once()
+                if self.firings_max_age_ms is not None and time.monotonic() - last_prune > PRUNE_EVERY_S:
+                    self.alerts.prune(self.alerts.now_ms() - self.firings_max_age_ms)
+                    last_prune = time.monotonic()
             self._wake.wait(DELIVERY_POLL_S)
             self._wake.clear()
 

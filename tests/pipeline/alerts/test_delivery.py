@@ -186,6 +186,19 @@ def test_an_outbox_entry_whose_firing_is_gone_does_not_hold_the_others_back(redi
     assert [b["firing_id"] for b in webhook_receiver.bodies()] == [kept] and store.outbox_ids(rule.rule_id) == []
 
 
+def test_old_firings_are_forgotten_unless_they_still_wait_for_delivery(redis_server, webhook_receiver):
+    store = store_on(redis_server)
+    rule = make_rule(store, webhook_receiver)
+    delivered, waiting, dead = fire(store, rule, 3)
+    store.settle(rule.rule_id, store.firing(delivered).with_delivery(state="delivered"), store.now_ms())
+    store.settle(rule.rule_id, store.firing(dead).with_delivery(state="dead"), store.now_ms())
+    assert store.prune(store.firing(delivered).created_ms) == 0  # none was recorded before that
+    assert store.prune(store.now_ms() + 1) == 2
+    assert [f.firing_id for f in store.firings()] == [waiting] and store.dead_letters() == []
+    assert store.outbox_ids(rule.rule_id) == [waiting] and store.stats().firings == 1
+    assert store.prune(store.now_ms() + 1) == 0  # the waiting one is stepped over, not counted again
+
+
 def test_the_same_firing_is_recorded_once_and_a_cooldown_suppresses_neighbours(redis_server, webhook_receiver):
     store = store_on(redis_server)
     rule = replace(make_rule(store, webhook_receiver), cooldown_s=15)
