@@ -99,3 +99,19 @@ class InvalidTimeRange(PipelineError, ValueError):
 
 class BudgetTooSmall(PipelineError, ValueError):
     """The token budget cannot hold even the clip(s) containing the asked instant."""
+
+
+# ---- alerts ----------------------------------------------------------------------------------------------
+
+
+class InvalidRule(PipelineError, ValueError):
+    """An alert rule that cannot be evaluated or delivered as given (a question without a language model,
+    a schedule that never holds, a body template naming unknown fields)."""
+
+
+class UnknownRule(StoreError, KeyError):
+    """No alert rule with this id (never created, or deleted)."""
+
+
+class UnknownFiring(StoreError, KeyError):
+    """No firing with this id."""

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from pipeline.alerts.alert_store import AlertStats
 from pipeline.store.registry import CameraReport
 
 
@@ -29,10 +30,23 @@ class Metrics:
         self.dropped = per_camera("omnisift_camera_clips_dropped", "Live clips dropped as gaps")
         self.reconnects = per_camera("omnisift_camera_reconnects", "Source reconnects")
         self.bytes = per_camera("omnisift_camera_stored_bytes", "Anchor-store bytes held")
+        self.alert_gauges = {
+            what: Gauge(name, documentation, registry=self.registry)
+            for what, name, documentation in (
+                ("rules", "omnisift_alert_rules", "Alert rules"),
+                ("firings", "omnisift_alert_firings", "Alert firings recorded"),
+                ("pending", "omnisift_alert_outbox_pending", "Firings awaiting webhook delivery"),
+                ("dead", "omnisift_alert_dead_letters", "Firings dead-lettered after their last attempt"),
+            )
+        }
 
     def observe_query(self, answer_source: str, seconds: float) -> None:
         self.queries.labels(answer_source).inc()
         self.query_seconds.observe(seconds)
+
+    def observe_alerts(self, stats: AlertStats) -> None:
+        for what, gauge in self.alert_gauges.items():
+            gauge.set(getattr(stats, what))
 
     def render(self, reports: Mapping[str, CameraReport], stored_bytes: Mapping[str, int]) -> tuple[bytes, str]:
         for gauge in (self.lag, self.connected, self.stored, self.dropped, self.reconnects, self.bytes):

@@ -19,6 +19,7 @@ from omnisift_core.config import PRESETS, ChangeTest, FrameLimits, MonitoringBud
 from omnisift_core.errors import InvalidConfig
 from pipeline.activity import ActivityConfig
 from pipeline.address_policy import DEFAULT_DENY_CIDRS, DEFAULT_DENY_HOSTS, AddressPolicy, parse_networks
+from pipeline.alerts.config import SCHEMES, Backoff, DeliveryConfig
 from pipeline.identifiers import is_timezone_name
 from pipeline.ingest.media_policy import MediaPolicy
 from pipeline.query.planner import PlannerConfig
@@ -104,6 +105,17 @@ class Settings(BaseSettings):
     summary_tokens: int = Field(48, ge=8, le=512)  # length of one batch summary
     default_query_minutes: float = Field(60.0, gt=0)
     change_threshold: float = Field(0.1, gt=0, lt=2)  # novelty budget: 1 - cos above which a cell changed
+
+    # alerts
+    alert_worker: bool = True  # evaluate stored clips and deliver firings in the gateway (replicas share the work)
+    max_alert_rules: int = Field(1000, ge=1, le=100_000)
+    alert_max_attempts: int = Field(10, ge=1, le=1000)  # webhook attempts before a firing is dead-lettered
+    alert_retry_base_s: float = Field(1.0, gt=0, le=3600)  # jittered backoff: base * 2**(attempt-1) ...
+    alert_retry_max_s: float = Field(300.0, gt=0, le=86_400)  # ... up to this
+    alert_webhook_timeout_s: float = Field(10.0, gt=0, le=300)
+    alert_webhook_schemes: list[Literal["https", "http"]] = list(SCHEMES)
+    alert_claim_idle_s: float = Field(30.0, gt=0, le=3600)  # clips a dead replica took are evaluated after this
+    alert_firings_max_age_hours: float | None = Field(24.0 * 30, gt=0)  # firings recorded longer ago are forgotten
 
     # service
     host: str = "127.0.0.1"
@@ -247,6 +259,19 @@ class Settings(BaseSettings):
     def monitoring_budget(self) -> MonitoringBudget | None:
         """Change-first video and salience-first audio, for the monitoring profile."""
         return MonitoringBudget() if self.compression_profile == "monitoring" else None
+
+    def alert_delivery(self) -> DeliveryConfig:
+        return DeliveryConfig(
+            max_attempts=self.alert_max_attempts,
+            backoff=Backoff(self.alert_retry_base_s, self.alert_retry_max_s),
+            timeout_s=self.alert_webhook_timeout_s,
+            schemes=tuple(self.alert_webhook_schemes),
+        )
+
+    @property
+    def asks_questions(self) -> bool:
+        """Question alerts need a language model that produces language: a real checkpoint, deployed."""
+        return self.answers_with_llm and not self.uses_tiny_model
 
     def planner_config(self) -> PlannerConfig:
         return PlannerConfig(token_budget=self.token_budget, activity=self.activity_config())

@@ -4,4 +4,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.redis_server",
     "tests.fixtures.media_files",
     "tests.fixtures.media_servers",
+    "tests.fixtures.webhook_receiver",
 ]

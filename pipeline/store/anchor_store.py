@@ -9,6 +9,7 @@ camera lives in one slot and a clip's write is one MULTI/EXEC):
     ns:{camera}:stored              zset    member clip id, score the server time it was stored (ms): retention age
     ns:{camera}:usage               hash    "bytes", "clips": running totals kept in the same transactions
     ns:{camera}:settings            string  CameraSettings JSON (timezone, retention)
+    ns:{camera}:stored-log          stream  one entry {clip: clip id} per write, in the clip's transaction (alerts)
     ns:{camera}:hot, :thin, :segments       tiering: hot clips, thinning order, live bytes per segment file
 A clip's token arrays may live in a segment file instead of the hash (its meta's "tier" says where; tiering.py).
 A clip hash holds "meta" (ClipMeta JSON: times, fingerprint, encoding, grid, counts before/after,
@@ -50,6 +51,7 @@ def utc_now() -> datetime:
 
 
 READ_BATCH = 4  # clips per pipelined round trip: larger replies slow redis-py's parser down
+CLIP_LOG_MAXLEN = 10_000  # entries kept per camera for consumers that fell behind (approximate trim)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ class AnchorStore:
     # keys
     def _key(self, camera_id: str, suffix: str) -> str:
         return f"{self.config.namespace}:{{{camera_id}}}:{suffix}"
+
+    def clip_log_key(self, camera_id: str) -> str:
+        """The camera's log of stored clips: every write appends its clip id in the same transaction, so a
+        consumer (alert evaluation) sees every stored clip once the write is acknowledged."""
+        return self._key(camera_id, "stored-log")
 
     def _clip_key(self, camera_id: str, start_ms: int) -> str:
         return self._key(camera_id, f"clip:{start_ms}")
@@ -179,6 +186,7 @@ class AnchorStore:
         camera, clip_id = record.camera_id, record.clip_id
         key = self._clip_key(camera, record.start_ms)
         index, usage, stored_at = self._key(camera, "index"), self._key(camera, "usage"), self._key(camera, "stored")
+        log_key = self.clip_log_key(camera)
 
         def write() -> list[bytes | None]:
             with self.client.pipeline(transaction=False) as claims:  # idempotent; other slots than the camera's
@@ -195,6 +203,7 @@ class AnchorStore:
                 pipe.hincrby(usage, "bytes", meta.stored_bytes - int(old or 0))
                 pipe.hincrby(usage, "clips", 0 if old is not None else 1)
                 self.tiers.queue_put(pipe, meta, int(fields["tokens"]), OldTokens.read(seen[1], seen[2]))
+                pipe.xadd(log_key, {"clip": clip_id}, maxlen=CLIP_LOG_MAXLEN, approximate=True)
 
             def read() -> list[bytes | None]:
                 return self.client.hmget(key, "size", "tokens", "meta")
@@ -473,7 +482,7 @@ class AnchorStore:
         members = [m.decode() for m in self._run(lambda: self.client.zrange(index, 0, -1), f"listing {camera_id}")]
         for start in range(0, len(members), 256):
             self._evict(camera_id, members[start : start + 256])
-        leftovers = (index, self._key(camera_id, "usage"), self._key(camera_id, "stored"))
+        leftovers = (index, self._key(camera_id, "usage"), self._key(camera_id, "stored"), self.clip_log_key(camera_id))
         leftovers += tuple(self._key(camera_id, k) for k in ("hot", "thin", "segments"))
         self._run(lambda: self.client.delete(*leftovers), f"clearing {camera_id}")
         self.tiers.forget_files(camera_id)

@@ -18,7 +18,7 @@ import httpx
 from tqdm import tqdm
 
 from pipeline.redaction import redact_text
-from services.http import schemas
+from services.http import alert_schemas, schemas
 
 DEFAULT_TIMEOUT_S = 300.0  # an answer from a real model on a CPU can take minutes
 CONNECT_TIMEOUT_S = 10.0
@@ -158,6 +158,46 @@ class Client:
 
     def clip(self, clip_id: str) -> schemas.Clip:
         return schemas.Clip.model_validate(self._request("GET", f"/v1/clips/{clip_id}").json())
+
+    # alerts
+
+    def create_alert(self, rule: dict) -> alert_schemas.AlertRuleOut:
+        return alert_schemas.AlertRuleOut.model_validate(self._request("POST", "/v1/alerts", json=rule).json())
+
+    def alerts(self) -> list[alert_schemas.AlertRuleOut]:
+        return [alert_schemas.AlertRuleOut.model_validate(r) for r in self._request("GET", "/v1/alerts").json()]
+
+    def alert(self, rule_id: str) -> alert_schemas.AlertRuleOut:
+        return alert_schemas.AlertRuleOut.model_validate(self._request("GET", f"/v1/alerts/{rule_id}").json())
+
+    def update_alert(self, rule_id: str, rule: dict) -> alert_schemas.AlertRuleOut:
+        response = self._request("PUT", f"/v1/alerts/{rule_id}", json=rule)
+        return alert_schemas.AlertRuleOut.model_validate(response.json())
+
+    def delete_alert(self, rule_id: str) -> None:
+        self._request("DELETE", f"/v1/alerts/{rule_id}")
+
+    def firings(
+        self, rule_id: str | None = None, since: Time | None = None, limit: int = 100, dead: bool = False
+    ) -> list[alert_schemas.FiringOut]:
+        path = "/v1/firings" if rule_id is None else f"/v1/alerts/{rule_id}/firings"
+        params = _without_none({"since": _iso(since), "limit": limit, "delivery": "dead" if dead else None})
+        return [alert_schemas.FiringOut.model_validate(f) for f in self._request("GET", path, params=params).json()]
+
+    def firing_stream(self, last_event_id: str | None = None) -> Iterator[tuple[str, alert_schemas.FiringOut]]:
+        """(event id, firing) as they are recorded, after `last_event_id` (None: from now); never ends by itself."""
+        headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+        timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT_S)
+        with self._reaching(), self._http.stream("GET", "/v1/firings/stream", headers=headers, timeout=timeout) as got:
+            if not got.is_success:
+                got.read()
+                _raise_for_error(got)
+            event_id = ""
+            for line in got.iter_lines():
+                if line.startswith("id: "):
+                    event_id = line[4:]
+                elif line.startswith("data: "):
+                    yield event_id, alert_schemas.FiringOut.model_validate_json(line[6:])
 
     # plumbing
 

@@ -13,18 +13,22 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
-from omnisift_core.errors import OmniSiftError
-from pipeline.redaction import redact_text
-from services.cli.client import ApiError, Client
+from services.cli.alerts import alerts_app
+from services.cli.common import (
+    ApiKeyOption,
+    CliError,
+    GlobalOptions,
+    JsonOption,
+    UrlOption,
+    clear_errors,
+    connect,
+    fail,
+)
 from services.cli.demo import run_demo
 from services.cli.rendering import echo_for, print_answer, print_events, print_evidence, print_json, usage_line
 from services.http import schemas
@@ -38,29 +42,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals would show the API key
 )
 
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", envvar="OMNISIFT_URL", help="The service, e.g. http://127.0.0.1:8000.", show_default=False),
-]
-ApiKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key", envvar="OMNISIFT_API_KEY", help="Bearer key, when the service has one.", show_default=False
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of text.")]
-
-
-@dataclass(frozen=True)
-class GlobalOptions:
-    config: Path | None
-    url: str | None
-    api_key: str | None
-
-
-class CliError(Exception):
-    """A failure the CLI explains in one line."""
-
 
 @app.callback()
 def _global_options(
@@ -73,7 +54,7 @@ def _global_options(
     api_key: ApiKeyOption = None,
 ) -> None:
     if config is not None and not config.is_file():  # said at once, even when a command would not read it
-        _fail(f"no such config file: {config}")
+        fail(f"no such config file: {config}")
     ctx.obj = GlobalOptions(config, url, api_key)
 
 
@@ -87,7 +68,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: the settings' port).")] = None,
 ) -> None:
     """Run the service until Ctrl-C: local Ray, or the Ray cluster at RAY_ADDRESS."""
-    with _clear_errors():
+    with clear_errors():
         overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
         settings = load_settings(ctx.obj.config, **overrides)
         if settings.ray_address is None:
@@ -123,7 +104,7 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Upload a video file and store its clips (progress until done)."""
-    with _clear_errors():
+    with clear_errors():
         if not file.is_file():
             raise CliError(f"no such file: {file}")
         with connect(ctx.obj, url, api_key) as client:
@@ -161,7 +142,7 @@ def query(
     as_json: JsonOption = False,
 ) -> None:
     """Ask a question; the answer comes with the clips (evidence) and times it is based on."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         if not stream:
             response = client.query(question, camera, start, end, max_new_tokens)
             if as_json:
@@ -197,7 +178,7 @@ def events(
     as_json: JsonOption = False,
 ) -> None:
     """List the event timeline: stretches of motion or sound, per camera."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         found = client.events(camera, start, end)
         if as_json:
             typer.echo(json.dumps([e.model_dump(mode="json") for e in found], indent=2))
@@ -217,7 +198,7 @@ def purge(
 ) -> None:
     """Delete every stored clip and the store's model fingerprint, so the store takes tokens of another model
     or compression setting (camera settings and streams stay)."""
-    with _clear_errors(), connect(ctx.obj, url, api_key) as client:
+    with clear_errors(), connect(ctx.obj, url, api_key) as client:
         if not yes and not _confirmed("Delete every stored clip of the service?"):
             raise CliError("nothing deleted (pass --yes to delete without asking)")
         purged = client.purge()
@@ -240,7 +221,7 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the data directory and the sample afterwards.")] = False,
 ) -> None:
     """Zero setup: make a sample clip with known events, run the service, ingest it and ask about it."""
-    with _clear_errors():
+    with clear_errors():
         if file is not None and not file.is_file():
             raise CliError(f"no such file: {file}")
         run_demo(file=file, camera=camera, data_dir=data_dir, keep=keep, config=ctx.obj.config)
@@ -265,7 +246,7 @@ def train(
     (selector_weights, else the checkpoint's own) or starts a new one. Set selector_weights to the
     output to serve with it.
     """
-    with _clear_errors():
+    with clear_errors():
         if not manifest.is_file():
             raise CliError(f"no such manifest: {manifest}")
         settings = load_settings(ctx.obj.config)
@@ -282,7 +263,7 @@ def train(
         typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output.resolve()}")
 
 
-BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing")
+BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing", "alerts")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -291,7 +272,7 @@ def bench(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(BENCHMARKS)}.", show_default=False)],
 ) -> None:
     """Run one of the benchmarks behind the README's figures; options after `--` go to it (`-- --help`)."""
-    with _clear_errors():
+    with clear_errors():
         if name not in BENCHMARKS:
             raise CliError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
         checkout = Path(__file__).resolve().parents[2]  # the benchmarks ship with the source, not the package
@@ -302,52 +283,14 @@ def bench(
         runpy.run_module(f"benchmarks.{name}", run_name="__main__", alter_sys=True)
 
 
+app.add_typer(alerts_app, name="alerts")
+
+
 def main() -> None:
     app()
 
 
 # ---- settings, connection, errors ----------------------------------------------------------------------
-
-
-def service_url(options: GlobalOptions, url: str | None) -> str:
-    if url or options.url:
-        return url or options.url
-    settings = load_settings(options.config)
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
-
-
-def service_key(options: GlobalOptions, api_key: str | None) -> str | None:
-    if api_key or options.api_key:
-        return api_key or options.api_key
-    if options.config is None:
-        return None
-    key = load_settings(options.config).api_key
-    return key.get_secret_value() if key else None
-
-
-@contextmanager
-def connect(options: GlobalOptions, url: str | None, api_key: str | None) -> Iterator[Client]:
-    with Client(service_url(options, url), service_key(options, api_key)) as client:
-        yield client
-
-
-@contextmanager
-def _clear_errors() -> Iterator[None]:
-    """Deliberate failures (bad input, the service's refusals, an unreachable service) as one line + exit 1."""
-    try:
-        yield
-    except (CliError, ApiError, OmniSiftError) as error:
-        _fail(str(error))
-    except yaml.YAMLError as error:
-        _fail(f"the config file is not valid YAML: {error}")
-    except OSError as error:
-        _fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {' '.join(redact_text(message).split())}", err=True)
-    raise typer.Exit(1)
 
 
 def _confirmed(question: str) -> bool:

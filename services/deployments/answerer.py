@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 
 from omnisift_core.backbone import ClipContext, load_language
+from omnisift_core.backbone.yes_no import yes_probability
+from pipeline.query.wording import clip_header
 from pipeline.store.anchor_store import AnchorStore
 from pipeline.store.connection import connect
 from pipeline.store.tiering import ColdReads
@@ -64,3 +66,11 @@ class Answerer:
                 raise item
             yield item
         await worker
+
+    def yes_probability(self, clip_id: str, question: str) -> float:
+        """P(yes) to `question` over one stored clip's kept tokens (alert questions; docs/architecture.md, "Alerts")."""
+        clip = self.store.get(clip_id)
+        header = clip_header(clip.meta, self.store.camera(clip.meta.camera_id).tz)
+        context = ClipContext(header, clip.tokens, clip.meta.source_tokens)
+        with self._lock:
+            return yes_probability(self.language, question, [context])

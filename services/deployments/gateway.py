@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from ray.serve.handle import DeploymentHandle
 
+from pipeline.alerts.alert_store import AlertStore
 from pipeline.errors import InvalidMedia, PipelineError, StoreUnavailable
 from pipeline.ingest.decoding import open_media
 from pipeline.ingest.media_policy import plan_source
@@ -20,6 +21,8 @@ from pipeline.store.config import CameraSettings, RetentionPolicy
 from pipeline.store.connection import connect
 from pipeline.store.registry import JobRecord, Registry, StreamRecord, utc_now_iso
 from services.deployments import inspection
+from services.deployments.alert_api import AlertApi
+from services.deployments.alerts import AlertWorker
 from services.deployments.queries import QueryEngine
 from services.deployments.uploads import UploadTransfer
 from services.errors import Conflict, NotAlive, NotReady
@@ -49,6 +52,11 @@ class Gateway:
         self._store_down_since: float | None = None
         self.queries = QueryEngine(settings, self.store, answerer if settings.answers_with_llm else None, self.metrics)
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        alerts = AlertStore(connection.client, settings.store_namespace, settings.secrets(), connection.url)
+        self.alerts = AlertApi(settings, alerts)
+        ask = _asker(answerer) if settings.asks_questions and answerer is not None else None
+        worker = AlertWorker(settings, connection, ask) if settings.alert_worker else None
+        self.alert_worker = worker and worker.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_api(self, self.settings)
@@ -77,6 +85,7 @@ class Gateway:
     async def metrics_text(self) -> tuple[bytes, str]:
         def read():
             reports = self.registry.reports([r.camera_id for r in self.registry.streams()])
+            self.metrics.observe_alerts(self.alerts.alerts.stats())
             return reports, {c: self.store.usage(c).stored_bytes for c in self.store.cameras()}
 
         return self.metrics.render(*await asyncio.to_thread(read))
@@ -238,3 +247,12 @@ class Gateway:
     async def purge(self) -> schemas.Purged:
         removed = await asyncio.to_thread(self.store.purge)
         return schemas.Purged(clips_removed=removed, namespace=self.settings.store_namespace)
+
+
+def _asker(answerer: DeploymentHandle):
+    """The language model's P(yes) for alert questions, called from the alert worker's thread."""
+
+    def ask(clip_id: str, question: str) -> float:
+        return answerer.yes_probability.remote(clip_id, question).result()
+
+    return ask

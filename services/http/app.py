@@ -15,7 +15,7 @@ from services.http import schemas
 from services.http.admission import ApiKeyCheck, BodyLimit, BodySizeLimit, route_path
 from services.http.dependencies import Backend, api_key_scheme
 from services.http.errors import DOCUMENTED, install_error_handlers
-from services.http.routers import console, files, health, inspection, queries, store, streams
+from services.http.routers import alerts, console, files, health, inspection, queries, store, streams
 from services.settings import Settings
 
 ERRORS = {status: {"model": schemas.ErrorResponse} for status in DOCUMENTED}
@@ -33,7 +33,7 @@ def create_api(backend: Backend, settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Security(api_key_scheme)], responses=ERRORS)
-    for resource in (streams, files, queries, inspection, store):
+    for resource in (streams, files, queries, inspection, store, alerts):
         v1.include_router(resource.router)
     app.include_router(health.router)
     app.include_router(v1)

@@ -19,6 +19,7 @@ from pipeline.errors import (
     ForbiddenSource,
     InvalidMedia,
     InvalidRecord,
+    InvalidRule,
     InvalidTimeRange,
     MediaTooLarge,
     PipelineError,
@@ -27,7 +28,9 @@ from pipeline.errors import (
     StillNotFound,
     StoreError,
     StoreUnavailable,
+    UnknownFiring,
     UnknownJob,
+    UnknownRule,
     UnknownStream,
 )
 from pipeline.redaction import redact_text
@@ -63,6 +66,9 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (ClipNotFound, 404, "clip_not_found"),
     (UnknownStream, 404, "unknown_stream"),
     (UnknownJob, 404, "unknown_job"),
+    (UnknownRule, 404, "unknown_rule"),
+    (UnknownFiring, 404, "unknown_firing"),
+    (InvalidRule, 400, "invalid_rule"),
     (AlreadyExists, 409, "already_exists"),
     (FingerprintMismatch, 409, "fingerprint_mismatch"),
     (StoreUnavailable, 503, "store_unavailable"),

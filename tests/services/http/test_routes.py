@@ -237,7 +237,7 @@ def test_every_route_but_health_needs_the_key(api):
     routes = [(method.upper(), path.replace("{camera_id}", "lobby").replace("{job_id}", "j").replace(
         "{clip_id}", "lobby@0")) for path, item in api.client.get("/openapi.json").json()["paths"].items()
         for method in item if path not in ("/healthz", "/readyz")]  # fmt: skip
-    assert len(routes) == 15
+    assert len(routes) == 24
     for method, path in routes:
         response = anonymous.request(method, path, json={"question": "x"} if path == "/v1/query" else None)
         assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthorized"), (method, path)
