@@ -67,7 +67,7 @@ class LongApi:
 
 def settings_for(redis_servers, tmp_path_factory, **overrides) -> Settings:
     redis = redis_servers(persistence=False)
-    return Settings(data_dir=tmp_path_factory.mktemp("longform"), redis_url=redis.url, **overrides)
+    return Settings(data_dir=tmp_path_factory.mktemp("longform"), redis_url=redis.url, alert_worker=False, **overrides)
 
 
 def hours_from(start: datetime, hours: float) -> dict:

@@ -58,7 +58,11 @@ def fuzzed(redis_servers, tmp_path_factory, media_library):
     """A service with a camera and a few stored clips, so queries, events and clip reads reach the store."""
     redis = redis_servers(persistence=False)
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("fuzz"), redis_url=redis.url, api_key=API_KEY, max_upload_bytes=1 << 20
+        data_dir=tmp_path_factory.mktemp("fuzz"),
+        redis_url=redis.url,
+        api_key=API_KEY,
+        max_upload_bytes=1 << 20,
+        alert_worker=False,
     )
     ingest = Ingest(settings, encoder=None)  # sources and jobs the fuzzer starts never reach an encoder
     gateway = Gateway(settings, InProcessHandle(ingest), answerer=None)

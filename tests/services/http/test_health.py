@@ -18,7 +18,7 @@ GRACE_S = 1.0
 
 def test_healthz_fails_only_after_the_store_is_down_past_the_grace_period(redis_servers, tmp_path):
     redis = redis_servers(persistence=False)
-    settings = Settings(data_dir=tmp_path, redis_url=redis.url, store_grace_s=GRACE_S)
+    settings = Settings(data_dir=tmp_path, redis_url=redis.url, store_grace_s=GRACE_S, alert_worker=False)
     ingest = Ingest(settings, encoder=None)
     gateway = Gateway(settings, InProcessHandle(ingest), answerer=None)
     with TestClient(create_api(gateway, settings)) as client:

@@ -78,7 +78,9 @@ def ingested(offset_s: float) -> Stored:
 @pytest.fixture(scope="module")
 def api(redis_servers, tmp_path_factory):
     redis = redis_servers(persistence=False)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("inspection"), redis_url=redis.url, api_key=API_KEY)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("inspection"), redis_url=redis.url, api_key=API_KEY, alert_worker=False
+    )
     ingest = Ingest(settings, encoder=None)
     gateway = Gateway(settings, InProcessHandle(ingest), answerer=None)
     store = AnchorStore(redis.client(), FINGERPRINT, settings.store_config())

@@ -50,7 +50,11 @@ def api(redis_servers, tmp_path_factory):
     sounds in the fourth (chunk 2); the rest is quiet."""
     redis = redis_servers(persistence=False)
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("api"), redis_url=redis.url, api_key=API_KEY, max_upload_bytes=UPLOAD_LIMIT
+        data_dir=tmp_path_factory.mktemp("api"),
+        redis_url=redis.url,
+        api_key=API_KEY,
+        max_upload_bytes=UPLOAD_LIMIT,
+        alert_worker=False,
     )
     ingest = Ingest(settings, encoder=None)  # no clip reaches an encoder here: sources are refused or silent
     gateway = Gateway(settings, InProcessHandle(ingest), answerer=None)
