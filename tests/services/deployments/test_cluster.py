@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import httpx
 import pytest
 import ray
 from cryptography.fernet import Fernet
+from ray._private.authentication_test_utils import reset_auth_token_state
 
 from pipeline.ingest.sample_media import write_sample_video
 from pipeline.store.anchor_store import AnchorStore
@@ -36,6 +38,21 @@ pytestmark = pytest.mark.e2e  # a real Ray cluster, Serve, Redis and media serve
 
 RAY = str(Path(sys.executable).parent / "ray")
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}  # loopback-only test cluster
+
+
+@contextmanager
+def loopback_cluster_env() -> Iterator[None]:
+    """RAY_ENV for this process while the test cluster is used; afterwards Ray's cached config is re-read, so
+    later modules' local clusters (token auth, Ray's default) are not joined with auth left disabled."""
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in RAY_ENV.items():
+                env.setenv(key, value)
+            yield
+    finally:
+        reset_auth_token_state()
+
+
 LEASE_S = 6.0
 CLIP_S = 4
 TAKEOVER_S = 30.0
@@ -83,9 +100,7 @@ def nodes(tmp_path_factory) -> Iterator[dict[str, RayNode]]:
             started[name] = RayNode(
                 name, logdir, range(40000 + 400 * i, 40400 + 400 * i), f"--address=127.0.0.1:{port}"
             )
-        with pytest.MonkeyPatch.context() as env:
-            for key, value in RAY_ENV.items():
-                env.setenv(key, value)
+        with loopback_cluster_env():
             ray.init(address=f"127.0.0.1:{port}")
             try:
                 wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) == 3, "three live Ray nodes", 120)
@@ -140,11 +155,8 @@ def service(nodes, redis_servers, tmp_path_factory):
         "ingest": {"num_replicas": 2, "max_replicas_per_node": 1, "num_cpus": 0.5, "resources": {"worker": 0.1}},
         "encoder": {"num_replicas": 2, "max_replicas_per_node": 1},
     }
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in RAY_ENV.items():
-            env.setenv(key, value)
-        with running_service(tmp_path_factory.mktemp("svc"), **settings) as running:
-            yield running
+    with loopback_cluster_env(), running_service(tmp_path_factory.mktemp("svc"), **settings) as running:
+        yield running
 
 
 def test_a_dead_nodes_cameras_resume_elsewhere_and_nothing_stored_is_lost(nodes, service, tmp_path):
