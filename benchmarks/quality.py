@@ -296,6 +296,11 @@ def summarise(config: Config, scenes: Sequence[Scene]) -> dict[str, Any]:
         cells.add(t.cells.hits, t.cells.total)
         on.add(t.on_screen.hits, t.on_screen.total)
         off.add(t.off_screen.hits, t.off_screen.total)
+    dark = Ratio()
+    for s in scenes:
+        if s.spec.brightness < 0.5:
+            t = config.scenes[s.spec.name]
+            dark.add(t.on_screen.hits + t.off_screen.hits, t.on_screen.total + t.off_screen.total)
     per_scene = [t.cells.value for t in tallies if t.cells.value is not None]
     quiet = sum(t.quiet_clips for t in tallies)
     hours = sum(s.spec.duration for s in scenes) / 3600
@@ -309,6 +314,7 @@ def summarise(config: Config, scenes: Sequence[Scene]) -> dict[str, Any]:
         "changed_cell_recall_worst_scene": min(per_scene, default=None),
         "on_screen_sound_recall": on.value,
         "off_screen_sound_recall": off.value,
+        "dark_scene_sound_recall": dark.value,
         "tokens_per_quiet_clip": sum(t.quiet_tokens for t in tallies) / quiet if quiet else None,
         "tokens_per_camera_hour": sum(t.kept_tokens for t in tallies) / hours,
         "kept_share": sum(t.kept_tokens for t in tallies) / max(1, sum(t.source_tokens for t in tallies)),
@@ -327,6 +333,7 @@ COLUMNS = (
     ("preset", "preset", "{}"),
     ("changed-cell recall (all / worst scene)", None, None),
     ("sound recall on / off screen", None, None),
+    ("sound recall, dark scene", None, None),
     ("tokens per quiet clip", "tokens_per_quiet_clip", "{:.0f}"),
     ("tokens per camera-hour", "tokens_per_camera_hour", "{:,.0f}"),
     ("event recall / precision", None, None),
@@ -347,6 +354,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             r["preset"],
             f"{_num(r['changed_cell_recall'])} / {_num(r['changed_cell_recall_worst_scene'])}",
             f"{_num(r['on_screen_sound_recall'])} / {_num(r['off_screen_sound_recall'])}",
+            _num(r["dark_scene_sound_recall"]),
             _num(r["tokens_per_quiet_clip"], "{:.0f}"),
             _num(r["tokens_per_camera_hour"], "{:,.0f}"),
             f"{_num(r['event_recall'])} / {_num(r['event_precision'])}",
@@ -390,7 +398,7 @@ def plot(rows: Sequence[dict[str, Any]], configs_: Sequence[Config], scene: Scen
     fig, ax = plt.subplots(figsize=(11, 4))
     name = scene.spec.name
     for config in configs_:
-        if config.preset != PLOT_PRESET:
+        if config.preset != PLOT_PRESET or config.label == "full":  # full keeps every token: off the scale
             continue
         series = config.scenes[name].kept_per_second
         seconds = np.arange(int(scene.spec.duration))

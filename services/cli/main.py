@@ -280,7 +280,7 @@ def train(
         typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output.resolve()}")
 
 
-BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing")
+BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing", "quality")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
