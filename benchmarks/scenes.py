@@ -361,7 +361,7 @@ def write_scene(spec: SceneSpec, directory: Path, clip_fps: float = 2.0) -> Scen
 # ---- the benchmark's scenes -----------------------------------------------------------------------------
 
 
-def _object(label: str, start: float, end: float, path, size, color, width=448, height=252) -> Event:
+def object_event(label: str, start: float, end: float, path, size, color, width=448, height=252) -> Event:
     """An object moving along `path`; its region is the box it sweeps."""
     event = Event("object", label, start, end, path=path, size=size, color=color)
     boxes = [event.box_at(start + a * (end - start), width, height) for a in np.linspace(0, 1, 21)]
@@ -380,11 +380,11 @@ def benchmark_scenes(quick: bool = False) -> tuple[SceneSpec, ...]:
         "street",
         at(40),
         (
-            _object("person enters the doorway", at(4.3), at(9.6), ((0.12, 0.7), (0.32, 0.66)), (0.07, 0.3),
+            object_event("person enters the doorway", at(4.3), at(9.6), ((0.12, 0.7), (0.32, 0.66)), (0.07, 0.3),
                     (200, 40, 40)),
             Event("noise", "door slams (on screen)", at(4.3), at(4.3) + 0.5, True, level_dbfs=-14),
             Event("tone", "phone rings off screen", at(12.2), at(12.2) + 1.6, False, frequency=880, level_dbfs=-20),
-            _object("car crosses", at(21.1), at(27.7), ((0.95, 0.84), (0.05, 0.84)), (0.2, 0.12), (30, 70, 200)),
+            object_event("car crosses", at(21.1), at(27.7), ((0.95, 0.84), (0.05, 0.84)), (0.2, 0.12), (30, 70, 200)),
             speech("Hello, is anyone there?", at(31.4), False),
         ),
         seed=1,
@@ -396,7 +396,7 @@ def benchmark_scenes(quick: bool = False) -> tuple[SceneSpec, ...]:
             Event("flash", "lights flash", at(5.2), at(5.2) + 0.6),
             Event("noise", "bang with the flash (on screen)", at(5.2), at(5.2) + 0.6, True, level_dbfs=-10),
             Event("cut", "camera switches view", at(18.0), at(18.0) + 0.5),
-            _object("person walks in and talks", at(26.3), at(33.0), ((0.7, 0.6), (0.5, 0.6)), (0.08, 0.3),
+            object_event("person walks in and talks", at(26.3), at(33.0), ((0.7, 0.6), (0.5, 0.6)), (0.08, 0.3),
                     (220, 180, 40)),
             speech("Please wait here.", at(27.1), True),
         ),
@@ -406,7 +406,8 @@ def benchmark_scenes(quick: bool = False) -> tuple[SceneSpec, ...]:
         "dark",
         at(40),
         (
-            _object("dim figure crosses", at(6.2), at(14.8), ((0.1, 0.7), (0.6, 0.7)), (0.08, 0.3), (230, 220, 210)),
+            object_event("dim figure crosses", at(6.2), at(14.8), ((0.1, 0.7), (0.6, 0.7)), (0.08, 0.3),
+                         (230, 220, 210)),
             speech("Who turned off the lights?", at(19.3), False),
             Event("noise", "something falls in the dark (unseen)", at(28.7), at(28.7) + 0.4, False, level_dbfs=-16),
         ),
@@ -423,7 +424,7 @@ def benchmark_scenes(quick: bool = False) -> tuple[SceneSpec, ...]:
         f"static-{minutes:g}min",
         60 * minutes,
         (
-            _object("van parks", late(0.27), late(0.27) + 7, ((1.0, 0.8), (0.7, 0.8)), (0.24, 0.16),
+            object_event("van parks", late(0.27), late(0.27) + 7, ((1.0, 0.8), (0.7, 0.8)), (0.24, 0.16),
                     (240, 240, 235)),
             Event("noise", "van door (on screen)", late(0.27), late(0.27) + 0.4, True,
                   level_dbfs=-16),
