@@ -12,7 +12,8 @@ Gateway, in-process). Measures (docs/architecture.md, "Quality benchmark"):
 - sound-token recall: audio tokens inside sound events kept / all audio tokens inside sound events, for
   sounds on screen (a visible event coincides) and off screen;
 - tokens kept per quiet clip (no event in it) and per camera-hour;
-- timeline: event precision and recall from GET /v1/events (1 s tolerance: events are whole 2 s chunks),
+- timeline: event recall and precision from GET /v1/events (1 s tolerance: events are whole 2 s chunks),
+  and precision in time (the share of reported event seconds within 1 s of a true event),
   time grounding (a question at each event's time gets evidence covering it and an answer naming
   activity over it), and invented events in quiet ranges (no event within 3 s).
 
@@ -44,6 +45,7 @@ from benchmarks.quality_metrics import (
     match_events,
     overlaps,
     quiet_ranges,
+    seconds_on_truth,
     sound_token_recall,
     tokens_inside,
 )
@@ -270,6 +272,7 @@ def scene_timeline(client, scene: Scene) -> dict[str, Any]:
         said = [(clock(a), clock(b)) for a, b in ANSWER_SPAN.findall(body["answer"])]
         span = (event.start, event.end)
         grounded += any(overlaps(e, span) for e in evidence) and any(overlaps(a, span, EVENT_TOLERANCE_S) for a in said)
+    on_truth, reported_s = seconds_on_truth(truth, reported, EVENT_TOLERANCE_S)
     quiet = quiet_ranges(truth, scene.spec.duration, QUIET_MARGIN_S)
     invented = [len(events(lo, hi)) for lo, hi in quiet]
     return {
@@ -278,6 +281,8 @@ def scene_timeline(client, scene: Scene) -> dict[str, Any]:
         "truth_events": matching.truth,
         "correct": matching.correct,
         "reported": matching.reported,
+        "seconds_on_truth": on_truth,
+        "reported_seconds": reported_s,
         "grounded": grounded,
         "quiet_ranges": len(quiet),
         "quiet_ranges_with_events": sum(1 for n in invented if n),
@@ -307,6 +312,7 @@ def summarise(config: Config, scenes: Sequence[Scene]) -> dict[str, Any]:
     lines = [t.timeline for t in tallies]
     found, truth = sum(t["found"] for t in lines), sum(t["truth_events"] for t in lines)
     correct, reported = sum(t["correct"] for t in lines), sum(t["reported"] for t in lines)
+    on_s, reported_s = sum(t["seconds_on_truth"] for t in lines), sum(t["reported_seconds"] for t in lines)
     return {
         "method": config.label,
         "preset": config.preset,
@@ -320,6 +326,7 @@ def summarise(config: Config, scenes: Sequence[Scene]) -> dict[str, Any]:
         "kept_share": sum(t.kept_tokens for t in tallies) / max(1, sum(t.source_tokens for t in tallies)),
         "event_recall": found / truth if truth else None,
         "event_precision": correct / reported if reported else None,
+        "event_time_precision": on_s / reported_s if reported_s else None,
         "grounded": sum(t["grounded"] for t in lines) / truth if truth else None,
         "quiet_ranges_with_events": f"{sum(t['quiet_ranges_with_events'] for t in lines)}/"
         f"{sum(t['quiet_ranges'] for t in lines)}",
@@ -336,7 +343,7 @@ COLUMNS = (
     "sound recall, dark scene",
     "tokens per quiet clip",
     "tokens per camera-hour",
-    "event recall / precision",
+    "event recall / precision / time precision",
     "grounded",
     "quiet ranges with an invented event",
 )
@@ -357,7 +364,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             _num(r["dark_scene_sound_recall"]),
             _num(r["tokens_per_quiet_clip"], "{:.0f}"),
             _num(r["tokens_per_camera_hour"], "{:,.0f}"),
-            f"{_num(r['event_recall'])} / {_num(r['event_precision'])}",
+            f"{_num(r['event_recall'])} / {_num(r['event_precision'])} / {_num(r['event_time_precision'])}",
             _num(r["grounded"]),
             r["quiet_ranges_with_events"],
         ]
@@ -365,8 +372,9 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: Sequence[dict[str, Any]], configs_: Sequence[Config], scene: Scene, out: Path) -> list[Path]:
-    """recall-vs-tokens.png (every method and preset) and timeline-<scene>.png (kept tokens over time)."""
+def plot(rows: Sequence[dict[str, Any]], configs_: Sequence[Config], scenes: Sequence[Scene], out: Path) -> list[Path]:
+    """recall-vs-tokens.png (every method and preset) and timeline-<scene>.png per scene (kept tokens over
+    time, the truth and the service's timeline)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -394,6 +402,10 @@ def plot(rows: Sequence[dict[str, Any]], configs_: Sequence[Config], scene: Scen
     fig.savefig(recall_path, dpi=110)
     plt.close(fig)
 
+    return [recall_path, *(plot_timeline(configs_, scene, out, plt) for scene in scenes)]
+
+
+def plot_timeline(configs_: Sequence[Config], scene: Scene, out: Path, plt) -> Path:
     timeline_path = out / f"quality-timeline-{scene.spec.name}.png"
     fig, ax = plt.subplots(figsize=(11, 4))
     name = scene.spec.name
@@ -420,7 +432,7 @@ def plot(rows: Sequence[dict[str, Any]], configs_: Sequence[Config], scene: Scen
     fig.tight_layout()
     fig.savefig(timeline_path, dpi=110)
     plt.close(fig)
-    return [recall_path, timeline_path]
+    return timeline_path
 
 
 def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
@@ -451,7 +463,7 @@ def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
     (out / "quality.json").write_text(json.dumps(result, indent=2))
     table = markdown_table(rows)
     (out / "quality.md").write_text(table + "\n")
-    plots = plot(rows, rows_, scenes[0], out)
+    plots = plot(rows, rows_, (scenes[0], scenes[-1]), out)
     print(table)
     print(f"wrote {out / 'quality.json'}, {out / 'quality.md'}, " + ", ".join(str(p) for p in plots))
     return result

@@ -92,6 +92,19 @@ def match_events(truth: Sequence[Span], reported: Sequence[Span], tolerance: flo
     return Matching(found, len(truth), correct, len(reported))
 
 
+def seconds_on_truth(truth: Sequence[Span], reported: Sequence[Span], tolerance: float) -> tuple[float, float]:
+    """(reported seconds within `tolerance` of a truth event, reported seconds): precision in time, which a
+    timeline cannot game by merging everything into one long event."""
+    merged: list[list[float]] = []
+    for start, end in sorted((s - tolerance, e + tolerance) for s, e in truth):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    on = sum(max(0.0, min(e, te) - max(s, ts)) for s, e in reported for ts, te in merged)
+    return on, sum(e - s for s, e in reported)
+
+
 def quiet_ranges(events: Sequence[Span], duration: float, margin: float = 3.0, min_length: float = 2.0) -> list[Span]:
     """Stretches of [0, duration) at least `margin` seconds from every event, each at least `min_length` long."""
     cuts = sorted((max(0.0, s - margin), e + margin) for s, e in events)

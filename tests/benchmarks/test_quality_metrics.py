@@ -12,6 +12,7 @@ from benchmarks.quality_metrics import (
     kept_cells,
     match_events,
     quiet_ranges,
+    seconds_on_truth,
     sound_token_recall,
     tokens_inside,
 )
@@ -78,3 +79,11 @@ def test_quiet_ranges_keep_a_margin_from_every_event():
     assert quiet_ranges([], 30.0) == [(0.0, 30.0)]
     assert quiet_ranges([(0.0, 29.0)], 30.0) == []
     assert is_quiet((20.0, 30.0), events) and not is_quiet((0.0, 10.5), events)
+
+
+def test_precision_in_time_counts_reported_seconds_near_a_true_event():
+    truth = [(3.0, 4.0), (4.5, 5.0)]
+    assert seconds_on_truth(truth, [(2.0, 6.0)], tolerance=0.0) == (1.5, 4.0)
+    assert seconds_on_truth(truth, [(2.0, 6.0)], tolerance=1.0) == (4.0, 4.0)  # 2..6 merged: no double count
+    assert seconds_on_truth(truth, [(0.0, 600.0)], tolerance=1.0) == (4.0, 600.0)  # one long event: precise no more
+    assert seconds_on_truth(truth, [], 1.0) == (0.0, 0)

@@ -25,6 +25,7 @@ MEASURES = (
     "kept_share",
     "event_recall",
     "event_precision",
+    "event_time_precision",
     "grounded",
     "quiet_ranges_with_events",
     "invented_events",
@@ -75,6 +76,6 @@ def test_the_table_and_plots_are_written_and_their_place_printed(quick_run):
     table = (out / "quality.md").read_text().splitlines()
     assert len(table) == 2 + len(result["methods"]) and table[0].startswith("| method | preset |")
     plots = sorted(p.name for p in out.glob("*.png"))
-    assert plots == ["quality-recall-vs-tokens.png", "quality-timeline-street.png"]
+    assert plots == ["quality-recall-vs-tokens.png", "quality-timeline-static-1min.png", "quality-timeline-street.png"]
     assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
     assert str(out / "quality.json") in stdout
