@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ import torch
 
 from benchmarks.quality_metrics import (
     Ratio,
+    activity_spans,
     audio_token_spans,
     changed_cell_recall,
     is_quiet,
@@ -76,7 +76,6 @@ PRESETS = ("35%", "25%")
 BATCH = 4  # clips encoded together, as the encoder deployment batches them
 EVENT_TOLERANCE_S = 1.0
 QUIET_MARGIN_S = 3.0
-ANSWER_SPAN = re.compile(r"(\d\d:\d\d:\d\d) to (\d\d:\d\d:\d\d) UTC")  # "activity from ... to ... UTC"
 PLOT_PRESET = "25%"
 QUICK_OUT = Path(tempfile.gettempdir()) / "omnisift-quality-quick"  # quick runs do not touch the README's figures
 
@@ -269,7 +268,7 @@ def scene_timeline(client, scene: Scene) -> dict[str, Any]:
         response.raise_for_status()
         body = response.json()
         evidence = [(seconds(e["start"]), seconds(e["end"])) for e in body["evidence"]]
-        said = [(clock(a), clock(b)) for a, b in ANSWER_SPAN.findall(body["answer"])]
+        said = [(clock(a), clock(b)) for a, b in activity_spans(body["answer"])]
         span = (event.start, event.end)
         grounded += any(overlaps(e, span) for e in evidence) and any(overlaps(a, span, EVENT_TOLERANCE_S) for a in said)
     on_truth, reported_s = seconds_on_truth(truth, reported, EVENT_TOLERANCE_S)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ import numpy as np
 from omnisift_core.layout import AUDIO_TOKENS_PER_SECOND
 
 Span = tuple[float, float]  # [start, end) seconds
+_UTC_SPAN = re.compile(r"(\d\d:\d\d:\d\d) to (\d\d:\d\d:\d\d) UTC")
 
 
 @dataclass
@@ -114,3 +116,10 @@ def quiet_ranges(events: Sequence[Span], duration: float, margin: float = 3.0, m
             ranges.append((at, start))
         at = max(at, end)
     return ranges
+
+
+def activity_spans(answer: str) -> list[tuple[str, str]]:
+    """The UTC clock times of the activity a timeline answer reports, line by line ("cam: activity from
+    14:00:12 to 14:00:14 UTC ..."; a camera in another zone adds ", 14:00:12 to 14:00:14 UTC"); lines
+    saying "no activity" report none."""
+    return [span for line in answer.splitlines() if "no activity" not in line for span in _UTC_SPAN.findall(line)]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.quality_metrics import (
+    activity_spans,
     audio_token_spans,
     changed_cell_recall,
     is_quiet,
@@ -87,3 +88,12 @@ def test_precision_in_time_counts_reported_seconds_near_a_true_event():
     assert seconds_on_truth(truth, [(2.0, 6.0)], tolerance=1.0) == (4.0, 4.0)  # 2..6 merged: no double count
     assert seconds_on_truth(truth, [(0.0, 600.0)], tolerance=1.0) == (4.0, 600.0)  # one long event: precise no more
     assert seconds_on_truth(truth, [], 1.0) == (0.0, 0)
+
+
+def test_activity_spans_are_read_from_timeline_answers_in_utc_and_not_from_no_activity():
+    answer = (
+        "lobby: activity from 15:00:12 to 15:00:14 Europe/Berlin on 2026-03-14, 14:00:12 to 14:00:14 UTC (motion).\n"
+        "street: activity from 14:00:02 to 14:00:04 UTC on 2024-05-01 (motion, loud sound).\n"
+        "yard: no activity from 14:00:16 to 14:00:17 UTC on 2024-05-01 (1 clip checked)."
+    )
+    assert activity_spans(answer) == [("14:00:12", "14:00:14"), ("14:00:02", "14:00:04")]
