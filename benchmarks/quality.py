@@ -404,16 +404,23 @@ def plot(rows: Sequence[dict[str, Any]], configs_: Sequence[Config], scenes: Seq
     return [recall_path, *(plot_timeline(configs_, scene, out, plt) for scene in scenes)]
 
 
+def binned(per_second: np.ndarray, bin_s: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bin starts, mean per second in each bin)."""
+    n = len(per_second) // bin_s * bin_s
+    return np.arange(0, n, bin_s), per_second[:n].reshape(-1, bin_s).mean(axis=1)
+
+
 def plot_timeline(configs_: Sequence[Config], scene: Scene, out: Path, plt) -> Path:
     timeline_path = out / f"quality-timeline-{scene.spec.name}.png"
     fig, ax = plt.subplots(figsize=(11, 4))
     name = scene.spec.name
+    bin_s = max(1, int(scene.spec.duration) // 120)  # a long scene is drawn as means over bins
     for config in configs_:
         if config.preset != PLOT_PRESET or config.label == "full":  # full keeps every token: off the scale
             continue
         series = config.scenes[name].kept_per_second
-        seconds = np.arange(int(scene.spec.duration))
-        ax.plot(seconds, [series.get(int(s), 0) for s in seconds], label=config.label, lw=1)
+        per_second = np.array([series.get(s, 0) for s in range(int(scene.spec.duration))], float)
+        ax.plot(*binned(per_second, bin_s), label=config.label, lw=1)
     for event in scene.truth.events:
         color = "tab:red" if not event.is_sound else ("tab:green" if event.on_screen else "tab:purple")
         ax.axvspan(event.start, max(event.end, event.start + 0.3), color=color, alpha=0.2)
@@ -426,7 +433,7 @@ def plot_timeline(configs_: Sequence[Config], scene: Scene, out: Path, plt) -> P
         fontsize=9,
     )
     ax.set_xlabel("seconds")
-    ax.set_ylabel("tokens kept per second")
+    ax.set_ylabel("tokens kept per second" + (f" ({bin_s} s means)" if bin_s > 1 else ""))
     ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
     fig.savefig(timeline_path, dpi=110)
