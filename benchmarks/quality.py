@@ -371,6 +371,16 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def scene_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Changed-cell recall per scene (targets are set per scene)."""
+    names = list(rows[0]["scenes"])
+    lines = ["| method | preset | " + " | ".join(names) + " |", "|" + "---|" * (2 + len(names))]
+    for r in rows:
+        cells = [_num(r["scenes"][n]["changed_cell_recall"]) for n in names]
+        lines.append(f"| {r['method']} | {r['preset']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(rows: Sequence[dict[str, Any]], configs_: Sequence[Config], scenes: Sequence[Scene], out: Path) -> list[Path]:
     """recall-vs-tokens.png (every method and preset) and timeline-<scene>.png per scene (kept tokens over
     time, the truth and the service's timeline)."""
@@ -467,7 +477,7 @@ def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
         "seconds": round(time.monotonic() - began, 1),
     }
     (out / "quality.json").write_text(json.dumps(result, indent=2))
-    table = markdown_table(rows)
+    table = f"{markdown_table(rows)}\n\nChanged-cell recall per scene:\n\n{scene_table(rows)}"
     (out / "quality.md").write_text(table + "\n")
     plots = plot(rows, rows_, (scenes[0], scenes[-1]), out)
     print(table)

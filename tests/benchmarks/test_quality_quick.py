@@ -74,7 +74,9 @@ def test_the_measures_hold_what_is_known(quick_run):
 def test_the_table_and_plots_are_written_and_their_place_printed(quick_run):
     out, stdout, result = quick_run
     table = (out / "quality.md").read_text().splitlines()
-    assert len(table) == 2 + len(result["methods"]) and table[0].startswith("| method | preset |")
+    rows = len(result["methods"])
+    assert table[0].startswith("| method | preset | changed-cell recall") and len(table) == 2 * rows + 7
+    assert table[rows + 5] == "| method | preset | street | flash-and-cut | dark | static-1min |"
     plots = sorted(p.name for p in out.glob("*.png"))
     assert plots == ["quality-recall-vs-tokens.png", "quality-timeline-static-1min.png", "quality-timeline-street.png"]
     assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
