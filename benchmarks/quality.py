@@ -98,7 +98,7 @@ class SceneTally:
     def to_json(self) -> dict[str, Any]:
         return {
             "changed_cell_recall": self.cells.value,
-            "changed_cells": [self.cells.hits, self.cells.total],
+            "changed_cells_kept_and_ceiling": [self.cells.hits, self.cells.total],
             "on_screen_sound_recall": self.on_screen.value,
             "off_screen_sound_recall": self.off_screen.value,
             "clips": self.clips,
@@ -451,6 +451,16 @@ def plot_timeline(configs_: Sequence[Config], scene: Scene, out: Path, plt) -> P
     return timeline_path
 
 
+def scene_json(scene: Scene) -> dict[str, Any]:
+    spec = scene.spec
+    return {
+        **scene.truth.to_json(),
+        "file": {"fps": spec.fps, "size": [spec.width, spec.height], "crf": spec.crf, "keyframe_s": spec.keyframe_s},
+        "noise_sigma": spec.noise_sigma,
+        "brightness": spec.brightness,
+    }
+
+
 def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
     """Generate the scenes, measure every config, write quality.json, quality.md and the plots to `out`."""
     began = time.monotonic()
@@ -472,7 +482,7 @@ def run(quick: bool, out: Path, work: Path) -> dict[str, Any]:
     result = {
         "mode": "quick" if quick else "full",
         "command": "omnisift bench quality" + (" --quick" if quick else ""),
-        "scenes": [{**s.truth.to_json(), "crf": s.spec.crf, "keyframe_s": s.spec.keyframe_s} for s in scenes],
+        "scenes": [scene_json(s) for s in scenes],
         "methods": rows,
         "seconds": round(time.monotonic() - began, 1),
     }

@@ -125,7 +125,7 @@ class SceneTruth:
             "grid": [self.rows, self.cols],
             "token_fps": self.token_fps,
             "events": [{k: v for k, v in asdict(e).items() if v is not None} for e in self.events],
-            "changed_cells": int(self.changed.sum()),
+            "changed_cells": np.argwhere(self.changed).tolist(),  # [token-frame, row, col], frame g at g / token_fps
         }
 
 

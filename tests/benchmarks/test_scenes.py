@@ -79,6 +79,8 @@ def test_the_truth_changes_only_in_the_object_region_and_on_the_flash(scene):
     flash_frame = int(FLASH.start)  # sampled frames 8.0 and 8.5: 8.5 is lit
     assert counts[flash_frame] == 9 * 16 and counts[flash_frame + 1] == 9 * 16  # lights on, lights off
     assert {int(f) for f in np.flatnonzero(counts)} == object_frames | {flash_frame, flash_frame + 1}
+    cells = truth.to_json()["changed_cells"]
+    assert len(cells) == truth.changed.sum() and all(truth.changed[f, r, c] for f, r, c in cells)
     x0, y0, x1, y1 = OBJECT.region
     rows, cols = np.nonzero(truth.changed[sorted(object_frames)].any(axis=0))
     assert rows.min() >= y0 // 28 and rows.max() <= (y1 - 1) // 28
