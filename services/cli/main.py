@@ -263,7 +263,7 @@ def train(
         typer.echo(f"selector written to {output}; serve with OMNISIFT_SELECTOR_WEIGHTS={output.resolve()}")
 
 
-BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing", "alerts")
+BENCHMARKS = ("compressor", "prefill", "ingest", "store", "service", "soak", "sizing", "alerts", "quality")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
