@@ -53,6 +53,7 @@ from benchmarks.scenes import Scene, benchmark_scenes, write_scene
 from omnisift_core.backbone import load_encoder
 from omnisift_core.budget import kept_count
 from omnisift_core.layout import AUDIO_TOKENS_PER_SECOND
+from pipeline.activity import ActivityConfig
 from pipeline.clips import ClipWindow
 from pipeline.ingest.encoder_input import encode_windows
 from pipeline.ingest.media_policy import MediaPolicy
@@ -67,6 +68,7 @@ from services.settings import Settings, load_settings
 METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("omnisift", {"compression_method": "omnisift"}),
     ("omnisift+novelty", {"compression_method": "omnisift", "video_budget": "novelty"}),
+    ("omnisift+monitoring", {"compression_method": "omnisift", "compression_profile": "monitoring"}),
     ("omnizip", {"compression_method": "omnizip"}),
     ("dycoke", {"compression_method": "dycoke"}),
     ("random", {"compression_method": "random"}),
@@ -125,6 +127,15 @@ class Config:
     def key(self) -> str:
         return f"{self.label}@{self.preset}"
 
+    @property
+    def activity(self) -> ActivityConfig:
+        return self.settings.activity_config()
+
+    def noise_floor(self, window: ClipWindow) -> float | None:
+        """The floor the camera's previous stored clip left, as the encoder deployment reads it."""
+        previous = self.store.previous_meta(window.camera_id, window.start)
+        return None if previous is None else previous.noise_floor_dbfs
+
 
 def configs(data_dir: Path) -> list[Config]:
     """Every (method, preset), each with its own store namespace on one embedded redis-server."""
@@ -181,18 +192,18 @@ def measure_scene(scene: Scene, rows: Sequence[Config], encoder) -> None:
         config.scenes[scene.spec.name] = SceneTally()
     for windows in clip_windows(scene, rows[0].settings):
         for group in by_label.values():
-            tokens = encode_windows(encoder, windows, group[0].setup.compressor)  # the preset does not change it
+            first = group[0]  # the preset changes neither the tokens nor the measures
+            encoded = encode_windows(encoder, windows, first.setup.compressor, first.noise_floor, first.activity)
+            tokens = [e.tokens for e in encoded]
             for config in group:
-                for window, compression in zip(windows, config.setup.compressor.compress_batch(tokens), strict=True):
-                    tally_clip(config, scene, window, compression, visible, sounds)
+                compressions = config.setup.compressor.compress_batch(tokens)
+                for window, item, compression in zip(windows, encoded, compressions, strict=True):
+                    tally_clip(config, scene, window, item.measures, compression, visible, sounds)
 
 
-def tally_clip(config: Config, scene: Scene, window: ClipWindow, compression, visible, sounds) -> None:
+def tally_clip(config: Config, scene: Scene, window: ClipWindow, measures, compression, visible, sounds) -> None:
     tally, truth = config.scenes[scene.spec.name], scene.truth
-    previous = config.store.previous_meta(window.camera_id, window.start)
-    floor = None if previous is None else previous.noise_floor_dbfs
-    record = record_for_window(window, compression, config.setup.fingerprint, config.settings.activity_config(), floor)
-    config.store.put(record)
+    config.store.put(record_for_window(window, compression, config.setup.fingerprint, measures, config.activity))
 
     offset = (window.start - scene.spec.start_time).total_seconds()
     grid = compression.kept.grid

@@ -57,8 +57,7 @@ class EncoderCompressor:
 
     def _process(self, clips: Sequence[ClipWindow], traces: Sequence[Mapping[str, str]]) -> list[ClipSummary]:
         with continued(traces[0]), tracer.start_as_current_span("encode", attributes={"clips": len(clips)}):
-            floors = [self._noise_floor(clip) for clip in clips]
-            encoded = encode_windows(self.encoder, clips, self.compressor, floors, self.activity)
+            encoded = encode_windows(self.encoder, clips, self.compressor, self._noise_floor, self.activity)
         with continued(traces[0]), tracer.start_as_current_span("compress", attributes={"clips": len(clips)}):
             compressions = self.compressor.compress_batch([e.tokens for e in encoded])
         summaries = []

@@ -45,17 +45,12 @@ def encoded(tmp_path_factory):
     with ClipSource(spec, MediaPolicy(media_roots=(folder,))).start() as source:
         windows = [w for w in source if isinstance(w, ClipWindow)]
     encoder = load_encoder(Checkpoint(ModelSource.parse("tiny")), torch.device("cpu"), FrameLimits())
-    encoded = []
-    floor = None
-    for window in windows:  # one at a time, each with the floor its predecessor left, as ingest does
-        [item] = encode_windows(encoder, [window], MONITORING, [floor], ActivityConfig())
-        floor = item.measures.audio.floor_after_dbfs
-        encoded.append(item)
-    return windows, encoded
+    encoded = encode_windows(encoder, windows, MONITORING, lambda window: None, ActivityConfig())
+    return windows, encoded, encoder
 
 
 def test_a_quiet_clip_keeps_at_most_a_tenth_of_fixed_25_percent(encoded):
-    windows, items = encoded
+    windows, items, _ = encoded
     assert (windows[QUIET_CLIP].start - START).total_seconds() == 30 and windows[QUIET_CLIP].lead_in is not None
     tokens = items[QUIET_CLIP].tokens
     monitoring, paper = MONITORING.compress(tokens), PAPER.compress(tokens)
@@ -68,7 +63,7 @@ def test_a_quiet_clip_keeps_at_most_a_tenth_of_fixed_25_percent(encoded):
 
 
 def test_an_off_screen_sound_keeps_nine_tenths_of_its_audio_tokens(encoded):
-    windows, items = encoded
+    windows, items, _ = encoded
     bang = EVENTS[1]
     clip = next(i for i, w in enumerate(windows) if (w.start - START).total_seconds() == 20)
     audio_keep = MONITORING.compress(items[clip].tokens).audio_keep
@@ -80,7 +75,7 @@ def test_an_off_screen_sound_keeps_nine_tenths_of_its_audio_tokens(encoded):
 
 
 def test_an_object_that_appears_keeps_its_changed_cells(encoded):
-    windows, items = encoded
+    windows, items, _ = encoded
     clip = next(i for i, w in enumerate(windows) if (w.start - START).total_seconds() == 10)
     tokens = items[clip].tokens
     grid = tokens.grid
@@ -98,9 +93,20 @@ def test_an_object_that_appears_keeps_its_changed_cells(encoded):
 
 
 def test_the_papers_fixed_mode_gives_the_same_tokens_with_the_evidence_attached(encoded):
-    _, items = encoded
+    _, items, _ = encoded
     tokens = items[1].tokens
     bare = OmniSiftCompressor(PRESETS["25%"]).compress(tokens.__class__(tokens.video, tokens.audio, tokens.grid))
     with_evidence = PAPER.compress(tokens)
     assert torch.equal(bare.video_keep, with_evidence.video_keep)
     assert torch.equal(bare.audio_keep, with_evidence.audio_keep)
+
+
+def test_a_batch_of_one_cameras_clips_scores_them_as_one_by_one_ingest_does(encoded):
+    """Each clip continues from the floor its predecessor left, inside a batch as through the store."""
+    windows, batched, encoder = encoded
+    floors: dict[str, float | None] = {}
+    for window, together in zip(windows, batched, strict=True):
+        [alone] = encode_windows(encoder, [window], MONITORING, lambda w: floors.get("after"), ActivityConfig())
+        floors["after"] = alone.measures.audio.floor_after_dbfs
+        assert alone.measures.audio.floor_used_dbfs == together.measures.audio.floor_used_dbfs
+        assert torch.equal(alone.tokens.evidence.sound_salience, together.tokens.evidence.sound_salience)
