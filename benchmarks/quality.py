@@ -153,6 +153,7 @@ def configs(data_dir: Path) -> list[Config]:
                 retention_max_age_hours=None,  # the scenes are dated in the past
                 retention_max_bytes=None,
                 answer_mode="timeline",
+                alert_worker=False,  # the benchmark reads the timeline; no alert rules exist
             )
             setup = model_setup(settings)
             store = AnchorStore.open(connect(settings.redis_config()), setup.fingerprint, settings.store_config())

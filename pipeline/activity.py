@@ -30,9 +30,18 @@ class MotionConfig:
     max_levels: float = 24.0  # ... and never needs more, however noisy the frame (frame-wide changes count)
     noise_multiple: float = 5.0  # between the two: this many times the frame pair's own noise
     drift_levels: float = 3.0  # a frame-wide shift up to this is lighting drift and removed
+    # the timeline counts a cell as moving from this many thresholds: the token budget keeps any changed cell
+    # (a spare token is cheap), an event needs clear change (keyframe re-quantisation of a grainy view reaches
+    # about 1.7 thresholds; a person or a car 3 and more, a dim figure in the dark about 2.5)
+    event_margin: float = 2.0
 
     def __post_init__(self) -> None:
-        if not (self.blocks_per_cell >= 1 and 0 < self.min_levels <= self.max_levels and self.noise_multiple > 0):
+        if not (
+            self.blocks_per_cell >= 1
+            and 0 < self.min_levels <= self.max_levels
+            and self.noise_multiple > 0
+            and self.event_margin >= 1
+        ):
             raise InvalidRecord(f"invalid motion config {self}")
 
 

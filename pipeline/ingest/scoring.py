@@ -1,8 +1,8 @@
 """Per-chunk scores stored with every clip, from the window's measures (pipeline.ingest.measures), and the
 record ingest stores (docs/architecture.md, "Activity").
 
-Activity is the share of a chunk's video cells whose pixels changed against the frame before (a token frame
-with nothing before it does not count); audio salience a high percentile of the chunk's 40 ms saliences above
+Activity is the share of a chunk's video cells whose pixels clearly changed (`MotionConfig.event_margin`
+thresholds) against the frame before (a token frame with nothing before it does not count); audio salience a high percentile of the chunk's 40 ms saliences above
 the camera's room tone; speech a high percentile of the voice-activity probabilities. A still scene scores
 ~0 whatever the model and the keep ratio.
 
@@ -28,7 +28,7 @@ FRAMES_PER_CHUNK = SECONDS_PER_CHUNK * AUDIO_TOKENS_PER_SECOND
 
 
 def chunk_scores(measures: WindowMeasures, num_chunks: int, config: ActivityConfig) -> ChunkScores:
-    changed = measures.cell_change >= 1.0  # (F, rows, cols); NaN frames compare False
+    changed = measures.cell_change >= config.motion.event_margin  # (F, rows, cols); NaN frames compare False
     compared = ~np.isnan(measures.cell_change).any(axis=(1, 2))
     activity = []
     for chunk in range(num_chunks):
