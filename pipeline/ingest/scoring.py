@@ -2,9 +2,9 @@
 record ingest stores (docs/architecture.md, "Activity").
 
 Activity is the share of a chunk's video cells whose pixels clearly changed (`MotionConfig.event_margin`
-thresholds) against the frame before (a token frame with nothing before it does not count); audio salience a high percentile of the chunk's 40 ms saliences above
-the camera's room tone; speech a high percentile of the voice-activity probabilities. A still scene scores
-~0 whatever the model and the keep ratio.
+thresholds) against the frame before (a token frame with nothing before it does not count); audio salience
+a high percentile of the chunk's 40 ms saliences above the camera's room tone; speech a high percentile of
+the voice-activity probabilities. A still scene scores ~0 whatever the model and the keep ratio.
 
 The noise floor is per-camera state kept in the store: each record carries the floor after its clip, and
 the next clip of the camera starts from it, so any encoder replica (or a restarted one) scores a clip the
