@@ -66,7 +66,7 @@ from services.settings import Settings, load_settings
 
 # (label, Settings overrides): one row per method; each is measured at every preset below
 METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("omnisift", {"compression_method": "omnisift"}),
+    ("omnisift", {"compression_method": "omnisift", "compression_profile": "paper"}),
     ("omnisift+novelty", {"compression_method": "omnisift", "video_budget": "novelty"}),
     ("omnisift+monitoring", {"compression_method": "omnisift", "compression_profile": "monitoring"}),
     ("omnizip", {"compression_method": "omnizip"}),

@@ -194,7 +194,7 @@ def main() -> None:
 
 
 def tiers_main(clips: int, extra: list[list[str]]) -> None:
-    profiles = {"fixed 25%": {}, "novelty": {"video_budget": "novelty"}}
+    profiles = {"fixed 25%": {"compression_profile": "paper"}, "novelty": {"video_budget": "novelty"}}
     for name, *pairs in extra:
         profiles[name] = dict(pair.split("=", 1) for pair in pairs)
     figures = []

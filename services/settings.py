@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     compression_method: Literal["omnisift", "omnizip", "dycoke", "random", "full"] = "omnisift"
     compression_preset: Literal["100%", "35%", "25%"] = "25%"
     # paper: the preset's fixed ratios on every clip; monitoring: tokens follow measured change and sound
-    # within the preset's total (docs/architecture.md, "The monitoring profile")
-    compression_profile: Literal["paper", "monitoring"] = "paper"
+    # within the preset's total (docs/architecture.md, "The monitoring profile"). Unset: monitoring for
+    # omnisift with the fixed video budget (the quality benchmark's choice), paper for everything else.
+    compression_profile: Literal["paper", "monitoring"] | None = None
     video_budget: Literal["fixed", "novelty"] = "fixed"  # novelty: still chunks keep novelty_still_keep of it
     novelty_still_keep: float = Field(0.1, gt=0, le=1)
     selector_weights: Path | None = None  # a selector file from `omnisift train`, over the checkpoint's own
@@ -154,9 +155,9 @@ class Settings(BaseSettings):
     def _budgets_need_omnisift(self) -> Settings:
         for name, value, default in (
             ("video_budget", self.video_budget, "fixed"),
-            ("compression_profile", self.compression_profile, "paper"),
+            ("compression_profile", self.compression_profile, None),
         ):
-            if value != default and self.compression_method != "omnisift":
+            if value not in (default, "paper") and self.compression_method != "omnisift":
                 raise ValueError(
                     f"{name} {value!r} needs compression_method 'omnisift' (got {self.compression_method!r})"
                 )
@@ -256,9 +257,16 @@ class Settings(BaseSettings):
             return None
         return NoveltyBudget(self.activity_config().change, self.novelty_still_keep)
 
+    @property
+    def profile(self) -> Literal["paper", "monitoring"]:
+        """The compression profile in force: the one set, else monitoring where it applies."""
+        if self.compression_profile is not None:
+            return self.compression_profile
+        return "monitoring" if self.compression_method == "omnisift" and self.video_budget == "fixed" else "paper"
+
     def monitoring_budget(self) -> MonitoringBudget | None:
         """Change-first video and salience-first audio, for the monitoring profile."""
-        return MonitoringBudget() if self.compression_profile == "monitoring" else None
+        return MonitoringBudget() if self.profile == "monitoring" else None
 
     def alert_delivery(self) -> DeliveryConfig:
         return DeliveryConfig(

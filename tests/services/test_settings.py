@@ -101,13 +101,15 @@ def test_the_novelty_video_budget_reaches_the_compressor_and_is_omnisift_only():
         Settings(video_budget="novelty", compression_method="omnizip")
 
 
-def test_the_monitoring_profile_reaches_the_compressor_and_changes_the_store_fingerprint(monkeypatch):
-    monkeypatch.setenv("OMNISIFT_COMPRESSION_PROFILE", "monitoring")
+def test_the_monitoring_profile_is_omnisifts_default_and_the_paper_one_setting_away(monkeypatch):
     monitoring = model_setup(Settings())
     assert monitoring.compressor.monitoring == MonitoringBudget()
-    monkeypatch.delenv("OMNISIFT_COMPRESSION_PROFILE")
+    monkeypatch.setenv("OMNISIFT_COMPRESSION_PROFILE", "paper")
     paper = model_setup(Settings())
     assert paper.compressor.monitoring is None and paper.fingerprint != monitoring.fingerprint
+    monkeypatch.delenv("OMNISIFT_COMPRESSION_PROFILE")
+    assert Settings(compression_method="dycoke").profile == "paper"  # the baselines keep their fixed ratios
+    assert Settings(video_budget="novelty").profile == "paper"
     with pytest.raises(ValidationError, match="compression_profile 'monitoring' needs compression_method 'omnisift'"):
         Settings(compression_profile="monitoring", compression_method="dycoke")
     with pytest.raises(ValidationError, match="its own video budget"):
