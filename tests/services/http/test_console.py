@@ -87,7 +87,11 @@ def test_the_page_loads_without_the_key_and_asks_for_it(browser, service):
     context.close()
 
 
-def test_a_camera_added_from_a_file_shows_its_events(page: Page, media, screenshots):
+def test_a_camera_added_from_a_file_shows_its_events_and_alert_firings(page: Page, service, media, screenshots):
+    with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+        rule = {"name": "motion in the yard", "cameras": ["yard"], "condition": {"kind": "motion"}}
+        created = client.post("/v1/alerts", json=rule)  # before the camera: rules see clips stored after them
+        assert created.status_code == 201, created.text
     page.get_by_label("Camera id", exact=True).fill("yard")
     page.get_by_label("Source URL or file path").fill(str(media / "yard.mp4"))
     page.get_by_label("Timezone (IANA, optional)").fill("Europe/Berlin")
@@ -98,7 +102,8 @@ def test_a_camera_added_from_a_file_shows_its_events(page: Page, media, screensh
     events = page.locator("#events .event-mark")
     expect(events.first).to_be_visible(timeout=WAIT_MS)
     assert "Europe/Berlin" in page.locator("#timeline-camera").inner_text()
-    expect(page.locator("#firings-legend")).to_be_hidden()  # this build has no alerts: nothing drawn, no error
+    expect(page.locator("#firings-legend")).to_be_visible()  # the service has alerts: firings are drawn
+    expect(page.locator("#firings .firing-mark").first).to_be_visible(timeout=WAIT_MS)
     assert "Timeline" not in page.locator("#status").inner_text()
     page.screenshot(path=screenshots / "console-events.png", full_page=True)
 
