@@ -22,7 +22,7 @@ test: system-packages $(STAMP)
 	bash scripts/run-tests.sh $(ARGS)
 
 test-fast: system-packages $(STAMP)  # the in-process tier: no Ray Serve, no RTSP server, under 90 s
-	bash scripts/run-tests.sh -m "not e2e" $(ARGS)
+	bash scripts/run-tests.sh -m "not e2e" -n 2 --dist loadfile $(ARGS)  # modules on two workers
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
