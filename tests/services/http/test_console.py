@@ -178,7 +178,8 @@ def test_every_control_has_a_label_and_the_timeline_works_from_the_keyboard(page
     focused = page.evaluate("document.activeElement.className")
     assert "event-mark" in focused
     page.locator("#event-section").evaluate("s => s.hidden = true")
-    page.keyboard.press("Enter")
+    # Enter on that mark; the locator re-resolves it first, since the 3-s poll may redraw the marks in between
+    page.locator("#events .event-mark").first.press("Enter")
     expect(page.locator("#event-section")).to_be_visible()
     expect(page.locator("#still")).to_have_attribute("src", re.compile(r"^blob:"))
 
