@@ -63,6 +63,10 @@ class ChunkScores:
     def quiet(cls, num_chunks: int) -> ChunkScores:
         return cls((0.0,) * num_chunks, (0.0,) * num_chunks)
 
+    def peaks(self) -> tuple[float, float]:
+        """The clip's strongest chunk by activity and by audio salience, rounded as the API reports them."""
+        return round(max(self.activity, default=0.0), 4), round(max(self.audio_salience, default=0.0), 4)
+
     def speech_at(self, chunk: int) -> float:
         return self.speech[chunk] if self.speech else 0.0
 

@@ -53,14 +53,15 @@ def clip_list(
 
 
 def clip_summary(meta: ClipMeta) -> schemas.ClipSummary:
+    activity, salience = meta.scores.peaks()
     return schemas.ClipSummary(
         clip_id=meta.clip_id,
         start=meta.start,
         end=meta.end,
         tokens_kept=meta.kept_tokens,
         tokens_source=meta.source_tokens,
-        activity=round(max(meta.scores.activity, default=0.0), 4),
-        audio_salience=round(max(meta.scores.audio_salience, default=0.0), 4),
+        activity=activity,
+        audio_salience=salience,
         has_still=meta.still is not None,
     )
 

@@ -85,13 +85,14 @@ class Prepared:
 
 
 def _evidence(meta: ClipMeta, seen_as: str) -> schemas.Evidence:
+    activity, salience = meta.scores.peaks()
     return schemas.Evidence(
         camera_id=meta.camera_id,
         clip_id=meta.clip_id,
         start=meta.start,
         end=meta.end,
-        activity=round(max(meta.scores.activity, default=0.0), 4),
-        audio_salience=round(max(meta.scores.audio_salience, default=0.0), 4),
+        activity=activity,
+        audio_salience=salience,
         video_tokens_kept=meta.kept_counts[0],
         audio_tokens_kept=meta.kept_counts[1],
         seen_as=seen_as,
